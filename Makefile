@@ -1,0 +1,46 @@
+# mmloop: `make demo` runs the whole loop on the sample dataset, `make test` runs the test suite.
+# Both build .venv once (torch, mmcv built from source with CPU ops, open-mmlab, DVC) and reuse it:
+# the set-up reruns only when requirements*.txt or this Makefile change.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+VENV ?= .venv
+# A GPU host brings its own CUDA build, e.g. TORCH_SPEC="torch==2.13.0 --index-url <CUDA wheel index>"
+TORCH_SPEC ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.mmloop-setup
+# dvc runs stage commands through the shell: `python` there must be this venv's.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: setup demo test clean-venv
+
+setup: $(STAMP)
+	@echo "mmloop setup: $(VENV) is ready ($$($(BIN)/python -c 'import torch, mmcv, mmdet3d; print(f"torch {torch.__version__}, mmcv {mmcv.__version__}, mmdet3d {mmdet3d.__version__}")'))"
+
+$(STAMP): requirements.txt requirements-build.txt constraints.txt Makefile
+	@echo "mmloop setup: [1/4] virtualenv $(VENV) with $$($(PYTHON) --version)"
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade 'pip>=24,<25'
+	@echo "mmloop setup: [2/4] $(TORCH_SPEC) and mmcv's build tools"
+	$(BIN)/pip install --quiet $(TORCH_SPEC) -r requirements-build.txt
+	@echo "mmloop setup: [3/4] mmcv 2.1.0 with ops (the first time it is built from source, about 10 min on 2 cores; then pip's wheel cache serves it)"
+	MMCV_WITH_OPS=1 $(BIN)/pip install --quiet --no-build-isolation mmcv==2.1.0
+	@echo "mmloop setup: [4/4] open-mmlab, DVC, ONNX Runtime and test packages"
+	$(BIN)/pip install --quiet -r requirements.txt
+	@touch $@
+
+demo: setup
+	@echo "mmloop demo: dvc pull (dataset and checkpoints from the default remote)"
+	dvc pull
+	@echo "mmloop demo: dvc repro"
+	dvc repro
+	dvc metrics show
+
+test: setup
+	python -m pytest $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

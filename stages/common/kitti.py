@@ -1,0 +1,227 @@
+"""Reading and writing the KITTI object-detection layout: clouds, calibration, labels, splits.
+
+The parsers are strict on purpose: `validate` turns every `KittiFormatError` into a one-line error
+that names the file and line, so a bad frame is caught before `prepare` or training touch it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: Classes of the KITTI object benchmark, as they appear in `label_2` files.
+KITTI_CLASSES = ("Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram", "Misc", "DontCare")
+
+#: Calibration keys and their matrix shapes, in the order KITTI writes them.
+CALIB_SHAPES: dict[str, tuple[int, int]] = {
+    "P0": (3, 4),
+    "P1": (3, 4),
+    "P2": (3, 4),
+    "P3": (3, 4),
+    "R0_rect": (3, 3),
+    "Tr_velo_to_cam": (3, 4),
+    "Tr_imu_to_velo": (3, 4),
+}
+
+#: x, y, z, intensity as float32: 16 bytes per LiDAR point.
+POINT_FEATURES = 4
+POINT_BYTES = POINT_FEATURES * 4
+
+#: Sub-folders of `training/` that every frame needs, with the file suffix of each.
+FRAME_FILES = {"velodyne": ".bin", "calib": ".txt", "label_2": ".txt", "image_2": ".png"}
+
+
+class KittiFormatError(ValueError):
+    """A KITTI file that does not parse; `line` is 1-based, 0 when the whole file is at fault."""
+
+    def __init__(self, path: Path, line: int, problem: str) -> None:
+        self.path = Path(path)
+        self.line = line
+        self.problem = problem
+        where = f"{self.path}:{line}" if line else str(self.path)
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass(frozen=True)
+class Calib:
+    """One frame's calibration; matrices as float64 in KITTI's shapes (P: 3x4, R0_rect: 3x3)."""
+
+    P0: np.ndarray
+    P1: np.ndarray
+    P2: np.ndarray
+    P3: np.ndarray
+    R0_rect: np.ndarray
+    Tr_velo_to_cam: np.ndarray
+    Tr_imu_to_velo: np.ndarray
+
+    def lidar_to_rect(self, points: np.ndarray) -> np.ndarray:
+        """LiDAR xyz (N, 3) to rectified camera xyz (N, 3)."""
+        homogeneous = np.hstack([points[:, :3], np.ones((len(points), 1))])
+        return (self.R0_rect @ (self.Tr_velo_to_cam @ homogeneous.T)).T
+
+    def rect_to_lidar(self, points: np.ndarray) -> np.ndarray:
+        """Rectified camera xyz (N, 3) to LiDAR xyz (N, 3)."""
+        velo_to_rect = np.eye(4)
+        velo_to_rect[:3, :3] = self.R0_rect @ self.Tr_velo_to_cam[:, :3]
+        velo_to_rect[:3, 3] = self.R0_rect @ self.Tr_velo_to_cam[:, 3]
+        homogeneous = np.hstack([points[:, :3], np.ones((len(points), 1))])
+        return (np.linalg.inv(velo_to_rect) @ homogeneous.T).T[:, :3]
+
+    def project_rect_to_image(self, points: np.ndarray) -> np.ndarray:
+        """Rectified camera xyz (N, 3) to pixel uv (N, 2) in image_2 (points must have z > 0)."""
+        homogeneous = np.hstack([points[:, :3], np.ones((len(points), 1))])
+        uvw = (self.P2 @ homogeneous.T).T
+        return uvw[:, :2] / uvw[:, 2:3]
+
+
+@dataclass(frozen=True)
+class Label:
+    """One line of a `label_2` file, in KITTI's field order and units (metres, radians, pixels)."""
+
+    type: str
+    truncated: float
+    occluded: int
+    alpha: float
+    bbox: tuple[float, float, float, float]  # left, top, right, bottom in image_2 pixels
+    dimensions: tuple[float, float, float]  # height, width, length
+    location: tuple[float, float, float]  # bottom centre, rectified camera frame
+    rotation_y: float
+    score: float | None = None
+
+    def to_line(self) -> str:
+        """The label as KITTI writes it: 15 fields, 16 with a score."""
+        fields = [
+            self.type,
+            f"{self.truncated:.2f}",
+            str(self.occluded),
+            f"{self.alpha:.2f}",
+            *(f"{v:.2f}" for v in self.bbox),
+            *(f"{v:.2f}" for v in self.dimensions),
+            *(f"{v:.2f}" for v in self.location),
+            f"{self.rotation_y:.2f}",
+        ]
+        if self.score is not None:
+            fields.append(f"{self.score:.4f}")
+        return " ".join(fields)
+
+
+def frame_path(root: Path, folder: str, frame_id: str) -> Path:
+    """Path of one frame's file under `training/<folder>`."""
+    return Path(root) / "training" / folder / f"{frame_id}{FRAME_FILES[folder]}"
+
+
+def read_cloud(path: Path) -> np.ndarray:
+    """A velodyne `.bin` as an (N, 4) float32 array of x, y, z, intensity in the LiDAR frame."""
+    size = Path(path).stat().st_size
+    if size % POINT_BYTES:
+        raise KittiFormatError(
+            path, 0, f"size {size} bytes is not a multiple of {POINT_BYTES} (x, y, z, intensity as float32)"
+        )
+    return np.fromfile(path, dtype=np.float32).reshape(-1, POINT_FEATURES)
+
+
+def write_cloud(path: Path, points: np.ndarray) -> None:
+    np.ascontiguousarray(points[:, :POINT_FEATURES], dtype=np.float32).tofile(path)
+
+
+def read_calib(path: Path) -> Calib:
+    """A `calib/*.txt` file, read as strictly as mmdet3d's converter reads it.
+
+    mmdet3d takes the matrices by line position (P0, P1, P2, P3, R0_rect, Tr_velo_to_cam,
+    Tr_imu_to_velo on lines 1-7) and splits values on single spaces, so a file that any looser
+    parser would accept can still be misread there; we reject it here instead.
+    """
+    lines = Path(path).read_text().splitlines()
+    keys_present = {line.partition(":")[0].strip() for line in lines}
+    matrices: dict[str, np.ndarray] = {}
+    for index, (key, shape) in enumerate(CALIB_SHAPES.items()):
+        number = index + 1
+        if key not in keys_present:
+            raise KittiFormatError(path, 0, f"missing calibration key {key} (KITTI calib needs {', '.join(CALIB_SHAPES)})")
+        text = lines[index] if index < len(lines) else ""
+        found = text.partition(":")[0].strip()
+        if found != key:
+            raise KittiFormatError(
+                path, number, f"expected {key} on line {number}, found {found or 'a blank line'!r} "
+                "(mmdet3d reads calib keys by position, in KITTI's order)"
+            )
+        tokens = text.rstrip().split(" ")[1:]
+        size = shape[0] * shape[1]
+        if "" in tokens:
+            raise KittiFormatError(path, number, f"{key} values must be separated by single spaces")
+        if len(tokens) != size:
+            raise KittiFormatError(path, number, f"{key} has {len(tokens)} values, expected {size} ({shape[0]}x{shape[1]})")
+        try:
+            matrices[key] = np.array([float(v) for v in tokens], dtype=np.float64).reshape(shape)
+        except ValueError:
+            raise KittiFormatError(path, number, f"{key} has a value that is not a number") from None
+    return Calib(**matrices)
+
+
+def write_calib(path: Path, calib: Calib) -> None:
+    lines = []
+    for key in CALIB_SHAPES:
+        values = getattr(calib, key).reshape(-1)
+        lines.append(f"{key}: " + " ".join(f"{v:.12e}" for v in values))
+    Path(path).write_text("\n".join(lines) + "\n\n")
+
+
+def parse_label_line(text: str, path: Path, number: int, known_classes: tuple[str, ...] = KITTI_CLASSES) -> Label:
+    """One `label_2` line; fields separated by single spaces, as mmdet3d's converter splits them."""
+    fields = text.strip().split(" ")
+    if fields == [""]:
+        raise KittiFormatError(path, number, "blank line (mmdet3d's label reader fails on it); delete it")
+    if "" in fields:
+        raise KittiFormatError(path, number, "fields must be separated by single spaces")
+    if len(fields) not in (15, 16):
+        raise KittiFormatError(path, number, f"expected 15 fields (16 with score), got {len(fields)}")
+    name = fields[0]
+    if name not in known_classes:
+        raise KittiFormatError(path, number, f"unknown class {name!r} (known: {', '.join(known_classes)})")
+    try:
+        values = [float(v) for v in fields[1:]]
+    except ValueError:
+        raise KittiFormatError(path, number, "a field after the class name is not a number") from None
+    if not all(math.isfinite(v) for v in values):
+        raise KittiFormatError(path, number, "a field is NaN or infinite")
+    label = Label(
+        type=name,
+        truncated=values[0],
+        occluded=int(values[1]),
+        alpha=values[2],
+        bbox=(values[3], values[4], values[5], values[6]),
+        dimensions=(values[7], values[8], values[9]),
+        location=(values[10], values[11], values[12]),
+        rotation_y=values[13],
+        score=values[14] if len(values) == 15 else None,
+    )
+    # DontCare regions carry -1 dimensions by definition; every real object needs a positive size.
+    if name != "DontCare" and min(label.dimensions) <= 0:
+        raise KittiFormatError(path, number, f"dimensions (h, w, l) must be positive, got {label.dimensions}")
+    return label
+
+
+def read_labels(path: Path, known_classes: tuple[str, ...] = KITTI_CLASSES) -> list[Label]:
+    """All objects of a `label_2/*.txt` file (an empty file is a frame with no objects)."""
+    lines = Path(path).read_text().splitlines()
+    return [parse_label_line(text, path, number, known_classes) for number, text in enumerate(lines, start=1)]
+
+
+def write_labels(path: Path, labels: list[Label]) -> None:
+    Path(path).write_text("".join(label.to_line() + "\n" for label in labels))
+
+
+def is_frame_id(text: str) -> bool:
+    """KITTI frame ids are 6-digit numbers; mmdet3d's converter rebuilds file names as `%06d`."""
+    return len(text) == 6 and text.isdigit()
+
+
+def read_split(path: Path) -> list[str]:
+    """Frame ids listed in an `ImageSets/<split>.txt` file, one per line."""
+    return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def write_split(path: Path, frame_ids: list[str]) -> None:
+    Path(path).write_text("".join(f"{frame_id}\n" for frame_id in frame_ids))

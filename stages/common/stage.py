@@ -1,0 +1,47 @@
+"""What every stage does the same way: read its params, fail with one line, write outputs whole."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PARAMS_FILE = Path("params.yaml")
+
+
+class StageError(Exception):
+    """A problem the user can fix; printed as one line (what, where, how to fix), no traceback."""
+
+
+def load_params(section: str, params_file: Path = PARAMS_FILE) -> dict[str, Any]:
+    """One top-level section of params.yaml (stages read only the sections dvc.yaml lists for them)."""
+    if not params_file.is_file():
+        raise StageError(f"{params_file}: not found; run stages from the repository root")
+    params = yaml.safe_load(params_file.read_text()) or {}
+    if section not in params:
+        raise StageError(f"{params_file}: no '{section}' section; restore it from git (`git checkout {params_file}`)")
+    return params[section]
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write JSON through a temporary file so a killed stage never leaves half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=False)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+def run_stage(name: str, main: Callable[[], None]) -> None:
+    """Run a stage's main; a `StageError` becomes `mmloop <name>: error: ...` and exit status 1."""
+    try:
+        main()
+    except StageError as error:
+        print(f"mmloop {name}: error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -1,0 +1,101 @@
+"""The real loop on a scratch copy of the repo: `dvc pull`, `dvc repro`, status, no-op, re-pull."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "mmloop tests", "GIT_AUTHOR_EMAIL": "tests@mmloop.invalid",
+    "GIT_COMMITTER_NAME": "mmloop tests", "GIT_COMMITTER_EMAIL": "tests@mmloop.invalid",
+}
+
+
+def sh(args: list[str], cwd: Path, timeout: float = 1200) -> str:
+    # dvc runs stage commands through the shell: `python` must be this interpreter's venv.
+    env = dict(os.environ, **GIT_IDENTITY, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result.stdout + result.stderr
+
+
+def copy_repo(clone: Path) -> None:
+    """What a fresh clone would hold: tracked and not-ignored files of the working tree, committed."""
+    listing = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, check=True,
+    ).stdout.decode().split("\0")
+    for name in filter(None, listing):
+        source = REPO / name
+        if source.is_file():
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, clone / name)
+    sh(["git", "init", "-q", "-b", "main"], clone)
+    sh(["git", "add", "-A"], clone)
+    sh(["git", "commit", "-q", "-m", "scratch copy"], clone)
+
+
+def tree_md5(root: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(root)): hashlib.md5(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*")) if path.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    clone = tmp_path_factory.mktemp("clone") / "mmloop"
+    copy_repo(clone)
+    dvc = [sys.executable, "-m", "dvc"]
+    sh([*dvc, "pull"], clone)
+    out = sh([*dvc, "repro"], clone)
+    assert "Running stage 'validate'" in out and "Running stage 'prepare'" in out
+    return clone
+
+
+def test_repro_writes_declared_outputs(clone: Path) -> None:
+    data = json.loads((clone / "reports" / "data.json").read_text())
+    prepare = json.loads((clone / "reports" / "prepare.json").read_text())
+    assert data["problems"] == 0 and data["objects"]["Car"] > 0
+    assert prepare["splits"]["train"]["frames"] == data["splits"]["train"]
+    assert (clone / "work" / "prepared" / "kitti_infos_val.pkl").is_file()
+    assert not (clone / "data" / "kitti-sample" / "training" / "velodyne_reduced").exists()
+    # dvc.lock and the reports are committed: reproducing them on a fresh copy must change nothing.
+    assert sh(["git", "status", "--porcelain"], clone).strip() == ""
+
+
+def test_status_clean_and_second_repro_is_a_no_op(clone: Path) -> None:
+    dvc = [sys.executable, "-m", "dvc"]
+    assert "Data and pipelines are up to date." in sh([*dvc, "status"], clone)
+    out = sh([*dvc, "repro"], clone)
+    assert "Running stage" not in out
+    assert "Stage 'validate' didn't change, skipping" in out and "Stage 'prepare' didn't change, skipping" in out
+
+
+def test_pull_restores_data_and_checkpoints_bit_for_bit(clone: Path) -> None:
+    dvc = [sys.executable, "-m", "dvc"]
+    before = {name: tree_md5(clone / name) for name in ("data", "checkpoints")}
+    assert before["data"] and before["checkpoints"]
+    for name in (".dvc/cache", "data", "checkpoints"):
+        shutil.rmtree(clone / name)
+    sh([*dvc, "pull"], clone)
+    assert {name: tree_md5(clone / name) for name in ("data", "checkpoints")} == before
+    assert "Data and pipelines are up to date." in sh([*dvc, "status"], clone)
+
+
+def test_shipped_sample_is_what_the_generator_makes(clone: Path, tmp_path: Path) -> None:
+    """The demo remote holds our generator's output with its documented defaults, nothing hand-made."""
+    from stages.common.sample_data import generate_dataset
+
+    generate_dataset(tmp_path / "kitti-sample")
+    assert tree_md5(tmp_path / "kitti-sample") == tree_md5(clone / "data" / "kitti-sample")
