@@ -15,7 +15,11 @@ STAMP := $(VENV)/.mmloop-setup
 # dvc runs stage commands through the shell: `python` there must be this venv's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup demo test clean-venv
+# The artifacts a fresh clone fetches: datasets and pretrained checkpoints (every top-level .dvc
+# file). Stage outputs are not in the demo remote (push: false); `dvc repro` builds them.
+ARTIFACTS := $(wildcard *.dvc)
+
+.PHONY: setup pull demo test clean-venv
 
 setup: $(STAMP)
 	@echo "mmloop setup: $(VENV) is ready ($$($(BIN)/python -c 'import torch, mmcv, mmdet3d; print(f"torch {torch.__version__}, mmcv {mmcv.__version__}, mmdet3d {mmdet3d.__version__}")'))"
@@ -32,9 +36,11 @@ $(STAMP): requirements.txt requirements-build.txt constraints.txt Makefile
 	$(BIN)/pip install --quiet -r requirements.txt
 	@touch $@
 
-demo: setup
-	@echo "mmloop demo: dvc pull (dataset and checkpoints from the default remote)"
-	dvc pull
+pull: setup
+	@echo "mmloop pull: $(ARTIFACTS) from the default remote"
+	dvc pull $(ARTIFACTS)
+
+demo: pull
 	@echo "mmloop demo: dvc repro"
 	dvc repro
 	dvc metrics show
