@@ -20,7 +20,7 @@ from typing import Any
 
 from stages.common import kitti
 from stages.common.mmdet3d_tools import import_tool
-from stages.common.stage import StageError, load_params, run_stage, write_json
+from stages.common.stage import StageError, dataset_root, load_params, run_stage, write_json
 
 OUT = Path("work/prepared")
 REPORT = Path("reports/prepare.json")
@@ -120,9 +120,7 @@ def prepare_dataset(root: Path, splits: list[str], out: Path) -> dict[str, Any]:
 
 def main() -> None:
     params = load_params("data")
-    root = Path(params["root"])
-    if not root.is_dir():
-        raise StageError(f"{root}: dataset folder not found; run `dvc pull` or set data.root in params.yaml")
+    root = dataset_root(params)
     summary = prepare_dataset(root, list(params["splits"]), OUT)
     write_json(REPORT, summary)
     frames = ", ".join(f"{split} {info['frames']}" for split, info in summary["splits"].items())

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.common import kitti
-from stages.common.stage import StageError, load_params, run_stage, write_json
+from stages.common.stage import StageError, dataset_root, load_params, run_stage, write_json
 
 REPORT = Path("reports/data.json")
 
@@ -194,9 +194,7 @@ def validate_dataset(root: Path, split_names: list[str], known_classes: tuple[st
 
 def main() -> None:
     params = load_params("data")
-    root = Path(params["root"])
-    if not root.is_dir():
-        raise StageError(f"{root}: dataset folder not found; run `dvc pull` or set data.root in params.yaml")
+    root = dataset_root(params)
     known_classes = tuple(params.get("known_classes", kitti.KITTI_CLASSES))
     report = validate_dataset(root, list(params["splits"]), known_classes)
     if report.problems:

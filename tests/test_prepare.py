@@ -1,4 +1,6 @@
-"""`prepare`: mmdet3d's converters turn the raw frames into info files that agree with the labels."""
+"""`prepare`: mmdet3d's converters turn the raw frames into info files that agree with the labels.
+
+Expected values come from our own KITTI code (stages.common.kitti), never from mmdet3d's."""
 from __future__ import annotations
 
 import json
@@ -23,27 +25,6 @@ def kitti_difficulty(label: kitti.Label) -> int:
     return -1
 
 
-def in_image(calib: kitti.Calib, points: np.ndarray, width: int, height: int) -> np.ndarray:
-    rect = calib.lidar_to_rect(points)
-    front = rect[:, 2] > 0
-    uv = np.full((len(points), 2), -1.0)
-    uv[front] = calib.project_rect_to_image(rect[front])
-    return front & (uv[:, 0] >= 0) & (uv[:, 0] < width) & (uv[:, 1] >= 0) & (uv[:, 1] < height)
-
-
-def points_in_label_box(calib: kitti.Calib, label: kitti.Label, points: np.ndarray) -> int:
-    """Count LiDAR points inside a label's 3D box, computed here without mmdet3d."""
-    h, w, l = label.dimensions
-    bottom = calib.rect_to_lidar(np.array([label.location]))[0]
-    yaw = -label.rotation_y - np.pi / 2
-    local = points[:, :3] - bottom
-    cos, sin = np.cos(-yaw), np.sin(-yaw)
-    x = local[:, 0] * cos - local[:, 1] * sin
-    y = local[:, 0] * sin + local[:, 1] * cos
-    inside = (np.abs(x) <= l / 2) & (np.abs(y) <= w / 2) & (local[:, 2] >= 0) & (local[:, 2] <= h)
-    return int(inside.sum())
-
-
 def prepared(root: Path, workdir: Path) -> Path:
     write_params(workdir, root)
     result = run_stage("prepare", workdir)
@@ -64,7 +45,7 @@ def check_infos_against_labels(root: Path, out: Path) -> int:
             calib = kitti.read_calib(kitti.frame_path(root, "calib", frame_id))
             cloud = kitti.read_cloud(kitti.frame_path(root, "velodyne", frame_id))
             height, width = frame["images"]["CAM2"]["height"], frame["images"]["CAM2"]["width"]
-            visible = cloud[in_image(calib, cloud[:, :3], width, height)]
+            visible = cloud[kitti.image_mask(cloud[:, :3], calib, width, height, min_depth=0.0)]
             reduced = kitti.read_cloud(out / "training" / "velodyne_reduced" / f"{frame_id}.bin")
             assert abs(len(reduced) - len(visible)) <= max(2, len(visible) // 1000)
             assert len(frame["instances"]) == len(labels)
@@ -77,7 +58,7 @@ def check_infos_against_labels(root: Path, out: Path) -> int:
                     assert instance["num_lidar_pts"] == -1
                     continue
                 assert instance["difficulty"] == kitti_difficulty(label)
-                expected = points_in_label_box(calib, label, visible)
+                expected = int(kitti.label_box_mask(visible, label, calib).sum())
                 assert abs(instance["num_lidar_pts"] - expected) <= max(1, expected // 100), (frame_id, label)
                 checked += 1
     return checked

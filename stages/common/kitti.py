@@ -107,6 +107,26 @@ class Label:
         return " ".join(fields)
 
 
+def label_box_mask(points: np.ndarray, label: Label, calib: Calib) -> np.ndarray:
+    """Which LiDAR points (N, >=3) lie inside a label's 3D box (bottom-centre origin, yaw about z)."""
+    centre = calib.rect_to_lidar(np.array([label.location]))[0]
+    height, width, length = label.dimensions
+    yaw = -label.rotation_y - math.pi / 2  # KITTI's rotation_y in the camera frame -> yaw in the LiDAR frame
+    offset = points[:, :2] - centre[:2]
+    along = offset[:, 0] * math.cos(yaw) + offset[:, 1] * math.sin(yaw)
+    across = -offset[:, 0] * math.sin(yaw) + offset[:, 1] * math.cos(yaw)
+    up = points[:, 2] - centre[2]
+    return (np.abs(along) <= length / 2) & (np.abs(across) <= width / 2) & (up >= 0) & (up <= height)
+
+
+def image_mask(points: np.ndarray, calib: Calib, width: int, height: int, min_depth: float = 0.1) -> np.ndarray:
+    """Which LiDAR points (N, >=3) project into image_2 (width x height pixels) in front of the camera."""
+    rect = calib.lidar_to_rect(points)
+    mask = rect[:, 2] > min_depth
+    uv = calib.project_rect_to_image(np.where(mask[:, None], rect, 1.0))
+    return mask & (uv[:, 0] >= 0) & (uv[:, 0] < width) & (uv[:, 1] >= 0) & (uv[:, 1] < height)
+
+
 def frame_path(root: Path, folder: str, frame_id: str) -> Path:
     """Path of one frame's file under `training/<folder>`."""
     return Path(root) / "training" / folder / f"{frame_id}{FRAME_FILES[folder]}"

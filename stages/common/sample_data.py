@@ -32,6 +32,8 @@ from stages.common.kitti import (
     Calib,
     Label,
     frame_path,
+    image_mask,
+    label_box_mask,
     write_calib,
     write_cloud,
     write_labels,
@@ -549,26 +551,6 @@ def occlusion_level(rays: int, first: int) -> int:
     return 0 if hidden < 0.1 else 1 if hidden < 0.5 else 2
 
 
-def label_box_mask(points: np.ndarray, label: Label, calib: Calib) -> np.ndarray:
-    """Which LiDAR points (N, >=3) lie in the label's box, read back the way mmdet3d does."""
-    centre = calib.rect_to_lidar(np.array([label.location]))[0]
-    height, width, length = label.dimensions
-    yaw = -label.rotation_y - math.pi / 2
-    offset = points[:, :2] - centre[:2]
-    along = offset[:, 0] * math.cos(yaw) + offset[:, 1] * math.sin(yaw)
-    across = -offset[:, 0] * math.sin(yaw) + offset[:, 1] * math.cos(yaw)
-    up = points[:, 2] - centre[2]
-    return (np.abs(along) <= length / 2) & (np.abs(across) <= width / 2) & (up >= 0) & (up <= height)
-
-
-def in_image(points: np.ndarray, calib: Calib) -> np.ndarray:
-    """Which LiDAR points image_2 sees."""
-    rect = calib.lidar_to_rect(points)
-    mask = rect[:, 2] > NEAR_PLANE
-    uv = calib.project_rect_to_image(np.where(mask[:, None], rect, 1.0))
-    return mask & (uv[:, 0] >= 0) & (uv[:, 0] < IMAGE_WIDTH) & (uv[:, 1] >= 0) & (uv[:, 1] < IMAGE_HEIGHT)
-
-
 def make_label(obj: SceneObject, street: Street, calib: Calib, occluded: int) -> Label | None:
     """The KITTI label of an object image_2 sees, values rounded as they will be written."""
     x, y = street_to_lidar(np.array([[obj.s, obj.u]]), street)[0]
@@ -632,7 +614,7 @@ def generate_frame(seed: int, index: int, calib: Calib) -> Frame:
     blocks = structure + [part for owner, obj in enumerate(objects) for part in object_blocks(obj, owner)]
     scan = sweep(rng, street, solids_in_range(blocks, street), len(objects))
 
-    seen = in_image(scan.cloud[:, :3], calib)
+    seen = image_mask(scan.cloud[:, :3], calib, IMAGE_WIDTH, IMAGE_HEIGHT, NEAR_PLANE)
     labels = []
     for owner, obj in enumerate(objects):
         occluded = occlusion_level(int(scan.object_rays[owner]), int(scan.object_first[owner]))

@@ -28,6 +28,14 @@ def load_params(section: str, params_file: Path = PARAMS_FILE) -> dict[str, Any]
     return params[section]
 
 
+def dataset_root(data_params: dict[str, Any]) -> Path:
+    """`data.root` from params, which must be a folder (the usual cause: `dvc pull` not run yet)."""
+    root = Path(data_params["root"])
+    if not root.is_dir():
+        raise StageError(f"{root}: dataset folder not found; run `dvc pull` or set data.root in params.yaml")
+    return root
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write JSON through a temporary file so a killed stage never leaves half a report."""
     path.parent.mkdir(parents=True, exist_ok=True)
