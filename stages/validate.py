@@ -16,6 +16,7 @@ from stages.common import kitti
 from stages.common.stage import StageError, dataset_root, load_params, run_stage, write_json
 
 REPORT = Path("reports/data.json")
+PROGRESS_EVERY = 1000
 
 #: How to fix each kind of problem; the key is also the kind's name in the error line.
 FIXES = {
@@ -184,8 +185,11 @@ def validate_dataset(root: Path, split_names: list[str], known_classes: tuple[st
     report = DatasetReport(root=root)
     if not check_layout(report, split_names):
         return report
-    for frame_id in check_splits(report):
+    frames = check_splits(report)
+    for done, frame_id in enumerate(frames, start=1):
         check_frame(report, frame_id, known_classes)
+        if done % PROGRESS_EVERY == 0:  # full KITTI has 7481 frames: show that work is going on
+            print(f"mmloop validate: checked {done}/{len(frames)} frames", flush=True)
     empty_frames = [frame for frame, count in report.boxes_per_frame.items() if count == 0]
     if empty_frames:
         report.warnings.append(f"{len(empty_frames)} frame(s) have no labelled object (first: {empty_frames[0]})")
