@@ -1,6 +1,7 @@
 """Shared fixtures: the repo root, small generated datasets, the real KITTI frames in ../shared."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -41,6 +42,14 @@ def sample_copy(small_sample: Path, tmp_path: Path) -> Path:
     root = tmp_path / "kitti-small"
     shutil.copytree(small_sample, root)
     return root
+
+
+def tree_md5(root: Path) -> dict[str, str]:
+    """md5 of every file under `root`, by relative path: equal dicts mean bit-for-bit equal trees."""
+    return {
+        str(path.relative_to(root)): hashlib.md5(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*")) if path.is_file()
+    }
 
 
 def write_params(workdir: Path, root: Path, splits: tuple[str, ...] = ("train", "val")) -> None:

@@ -1,7 +1,6 @@
 """The real loop on a scratch copy of the repo: `dvc pull`, `dvc repro`, status, no-op, re-pull."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, tree_md5
 
 pytestmark = pytest.mark.slow
 
@@ -48,13 +47,6 @@ def copy_repo(clone: Path) -> None:
 def pull_artifacts(clone: Path) -> None:
     """What `make pull` runs: the datasets and checkpoints, not the stage outputs (never pushed)."""
     sh([sys.executable, "-m", "dvc", "pull", *sorted(p.name for p in clone.glob("*.dvc") if p.is_file())], clone)
-
-
-def tree_md5(root: Path) -> dict[str, str]:
-    return {
-        str(path.relative_to(root)): hashlib.md5(path.read_bytes()).hexdigest()
-        for path in sorted(root.rglob("*")) if path.is_file()
-    }
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """The synthetic KITTI sample: reproducible, within budget, parseable, and labels that match the clouds."""
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import re
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import tree_md5
 from stages.common import kitti
 from stages.common.sample_data import generate_dataset
 
@@ -35,13 +35,6 @@ def default_sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict
 
 def frame_ids(root: Path) -> list[str]:
     return sorted(path.stem for path in (root / "training" / "velodyne").glob("*.bin"))
-
-
-def digests(root: Path) -> dict[str, str]:
-    return {
-        str(path.relative_to(root)): hashlib.md5(path.read_bytes()).hexdigest()
-        for path in sorted(root.rglob("*")) if path.is_file()
-    }
 
 
 def wrap(angle: float) -> float:
@@ -67,7 +60,7 @@ def test_same_seed_gives_identical_bytes_and_another_seed_other_data(tmp_path: P
     first = generate_dataset(tmp_path / "a", frames=3, seed=0, log=quiet)
     generate_dataset(tmp_path / "b", frames=3, seed=0, log=quiet)
     generate_dataset(tmp_path / "c", frames=3, seed=1, log=quiet)
-    a, b, c = digests(tmp_path / "a"), digests(tmp_path / "b"), digests(tmp_path / "c")
+    a, b, c = tree_md5(tmp_path / "a"), tree_md5(tmp_path / "b"), tree_md5(tmp_path / "c")
     assert len(a) == 3 * 4 + 2 and a == b
     assert set(c) == set(a)
     for frame_id in ("000000", "000001", "000002"):
@@ -215,10 +208,10 @@ def test_refuses_a_non_empty_folder_and_leaves_it_alone(tmp_path: Path) -> None:
     out = tmp_path / "kitti-sample"
     (out / "training").mkdir(parents=True)
     (out / "notes.txt").write_text("my own labels\n")
-    before = digests(out)
+    before = tree_md5(out)
     with pytest.raises(FileExistsError, match=re.escape(str(out))):
         generate_dataset(out, frames=2, log=quiet)
-    assert digests(out) == before and sorted(p.name for p in out.iterdir()) == ["notes.txt", "training"]
+    assert tree_md5(out) == before and sorted(p.name for p in out.iterdir()) == ["notes.txt", "training"]
     assert not any((out / "training").iterdir())
     a_file = tmp_path / "file"
     a_file.write_text("x")
@@ -238,11 +231,11 @@ def test_command_line_writes_into_an_empty_folder_then_refuses(tmp_path: Path) -
     assert lines[0].startswith("mmloop sample_data: frame 3/3: ")
     assert lines[-1].startswith(f"mmloop sample_data: wrote 3 frames (2 train, 1 val) to {out}")
     assert frame_ids(out) == ["000000", "000001", "000002"]
-    before = digests(out)
+    before = tree_md5(out)
     again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 1 and "Traceback" not in again.stderr
     assert again.stderr.strip() == (
         f"mmloop sample_data: error: {out}: exists and is not an empty folder; sample_data never "
         "overwrites, pick a new --out or empty the folder yourself"
     )
-    assert digests(out) == before
+    assert tree_md5(out) == before
