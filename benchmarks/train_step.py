@@ -1,0 +1,97 @@
+"""Benchmark (not a test): training step time through our `train` stage vs mmdet3d's tools/train.py.
+
+Both train the same config (the one the stage writes to models/model.py, i.e. params applied) on
+the same prepared data, from scratch, for a few epochs; the step time is mmengine's own per-
+iteration `time` from each run's scalars log, median over iterations after a warm-up. Goal: the
+ratio stage / tools/train.py <= 1.02 (the stage adds only dvclive logging and checkpoints).
+
+    .venv/bin/python benchmarks/train_step.py [--epochs 3] [--rounds 2]
+
+Run it from the repository root after `dvc repro prepare`, on an otherwise idle machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+WARMUP = 5
+
+
+def step_times(work_dir: Path) -> list[float]:
+    """Per-iteration `time` from mmengine's scalars log(s) under a work dir, warm-up dropped."""
+    times: list[float] = []
+    for log in sorted(work_dir.rglob("vis_data/scalars.json")):
+        for line in log.read_text().splitlines():
+            record = json.loads(line)
+            if "loss" in record and "time" in record:
+                times.append(record["time"])
+    if len(times) <= WARMUP:
+        raise SystemExit(f"{work_dir}: only {len(times)} logged iterations; train longer (--epochs)")
+    return times[WARMUP:]
+
+
+def scratch_repo(epochs: int) -> Path:
+    """The stage's inputs in a scratch folder: code, configs, params, prepared data (linked)."""
+    scratch = Path(tempfile.mkdtemp(prefix="mmloop-bench-"))
+    for name in ("stages", "configs"):
+        shutil.copytree(REPO / name, scratch / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (scratch / "work").mkdir()
+    (scratch / "work" / "prepared").symlink_to(REPO / "work" / "prepared")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["model"]["load_from"] = None
+    params["train"].update(epochs=epochs, log_interval=1, val_interval=10_000)
+    (scratch / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return scratch
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str]) -> None:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if result.returncode:
+        raise SystemExit(f"{' '.join(args)} failed:\n{result.stderr[-3000:]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each, to even out drift")
+    options = parser.parse_args()
+    if not (REPO / "work" / "prepared" / "kitti_infos_train.pkl").is_file():
+        raise SystemExit("work/prepared not found: run `dvc repro prepare` first")
+
+    from stages.common.mmdet3d_tools import mim_dir
+
+    scratch = scratch_repo(options.epochs)
+    env = dict(os.environ, PYTHONPATH=str(scratch), NUMBA_ENABLE_CUDASIM="1", TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1")
+    ours: list[float] = []
+    theirs: list[float] = []
+    try:
+        for round_ in range(options.rounds):
+            shutil.rmtree(scratch / "work" / "train", ignore_errors=True)
+            run([sys.executable, "-m", "stages.train"], scratch, env)
+            ours += step_times(scratch / "work" / "train")
+            work_dir = scratch / "work" / f"tools-train-{round_}"
+            run([sys.executable, str(mim_dir() / "tools" / "train.py"), "models/model.py", "--work-dir", str(work_dir),
+                 "--cfg-options", "default_hooks.logger.interval=1", "log_processor.window_size=1",
+                 "train_cfg.val_interval=10000"], scratch, env)
+            theirs += step_times(work_dir)
+            print(f"round {round_ + 1}: stage {statistics.median(ours):.4f} s/iter, "
+                  f"tools/train.py {statistics.median(theirs):.4f} s/iter")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    ratio = statistics.median(ours) / statistics.median(theirs)
+    print(f"train step time, stage / mmdet3d tools/train.py: {ratio:.3f} "
+          f"(median of {len(ours)} vs {len(theirs)} iterations; goal <= 1.02)")
+
+
+if __name__ == "__main__":
+    main()

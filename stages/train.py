@@ -1,0 +1,120 @@
+"""Stage `train`: mmengine's Runner on the prepared data, resumable, logging to dvclive.
+
+Reads params `model` and `train`. Writes the final weights and the exact config they were
+trained with (`models/model.pth`, `models/model.py`, runnable by mmdet3d's own tools/test.py),
+the training curves (`metrics/train/`), and keeps mmengine's work dir in `work/train/<run>/`
+(a DVC `persist` output) so a killed run resumes from its last epoch checkpoint.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from stages.common.model_config import (PREPARED, cfg_options, check_params, load_config,
+                                        train_class_counts)
+from stages.common.mm_runtime import select_device
+from stages.common.stage import load_params, run_stage
+
+WORK = Path("work/train")
+MODEL = Path("models/model.pth")
+MODEL_CONFIG = Path("models/model.py")
+CURVES = Path("metrics/train")
+
+
+def run_id(config_text: str, load_from: str | None) -> str:
+    """Names the work dir of one run: same config, data and start weights, same dir (resumable);
+    anything else gets a fresh dir, so a sweep never resumes another run's checkpoints."""
+    digest = hashlib.md5(config_text.encode())
+    inputs = sorted(PREPARED.glob("*.pkl")) + ([Path(load_from)] if load_from else [])
+    for path in inputs:
+        digest.update(path.name.encode())
+        digest.update(hashlib.md5(path.read_bytes()).digest())
+    return digest.hexdigest()[:12]
+
+
+def runtime_settings(cfg: Any, work_dir: Path, load_from: str | None, log_interval: int) -> None:
+    """What makes the Runner resumable and observable; none of it changes the model."""
+    resume = (work_dir / "last_checkpoint").is_file()
+    cfg.work_dir = str(work_dir)
+    # mmengine resumes from `load_from` when both are set: warm-start only on a fresh run.
+    cfg.resume = resume
+    cfg.load_from = None if resume else load_from
+    cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=1, max_keep_ckpts=1)
+    # Every metric against the iteration (val mAP included), averaged over the logging interval.
+    cfg.default_hooks.logger = dict(type="LoggerHook", interval=log_interval, log_metric_by_epoch=False)
+    cfg.log_processor = dict(type="LogProcessor", window_size=log_interval, by_epoch=True)
+    cfg.visualizer.vis_backends = [
+        dict(type="LocalVisBackend"),
+        dict(type="MmloopDVCLiveVisBackend", save_dir=str(work_dir / "dvclive"), resume=resume),
+    ]
+
+
+def save_model(runner: Any, classes: list[str], path: Path) -> None:
+    """Weights and class names only (no optimizer state): what evaluate, export and users load."""
+    import torch
+    from mmengine.runner.checkpoint import get_state_dict, weights_to_cpu
+
+    checkpoint = {
+        "meta": {"dataset_meta": {"classes": list(classes)}, "epoch": runner.epoch, "iter": runner.iter},
+        "state_dict": weights_to_cpu(get_state_dict(runner.model)),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; a model is meant to be shared
+    torch.save(checkpoint, tmp)
+    os.replace(tmp, path)
+
+
+def publish_curves(live_dir: Path, target: Path) -> None:
+    """dvclive's files of this run, swapped in whole."""
+    staging = target.with_name(f".{target.name}.new")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(live_dir, staging)
+    (staging / "plots" / "metrics").mkdir(parents=True, exist_ok=True)  # none when nothing was logged
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
+
+
+def main() -> None:
+    model = load_params("model")
+    train = load_params("train")
+    cfg = load_config(model["config"])
+    check_params(model, train, cfg, train_class_counts())
+    device = select_device(train["device"])
+
+    options = cfg_options(cfg, model, train)
+    cfg.merge_from_dict(options, allow_list_keys=True)
+    model_cfg = copy.deepcopy(cfg)  # the config as trained, before run-time settings
+    work_dir = WORK / run_id(cfg.pretty_text, model.get("load_from"))
+    runtime_settings(cfg, work_dir, model.get("load_from"), int(train["log_interval"]))
+
+    print(f"mmloop train: {model['config']} on {device}, {train['epochs']} epochs, work dir {work_dir}")
+    for key, value in options.items():
+        print(f"mmloop train:   --cfg-options {key}={value}")
+    if cfg.resume:
+        print(f"mmloop train: resuming the interrupted run in {work_dir}")
+    elif cfg.load_from:
+        print(f"mmloop train: warm start from {cfg.load_from}")
+
+    import stages.common.dvclive_backend  # noqa: F401  (registers MmloopDVCLiveVisBackend)
+    from mmengine.runner import Runner
+
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+
+    save_model(runner, model["classes"], MODEL)
+    MODEL_CONFIG.parent.mkdir(parents=True, exist_ok=True)
+    model_cfg.dump(str(MODEL_CONFIG))
+    publish_curves(work_dir / "dvclive", CURVES)
+    print(f"mmloop train: wrote {MODEL} ({MODEL.stat().st_size / 1e6:.1f} MB) and {MODEL_CONFIG}; "
+          f"curves in {CURVES}")
+
+
+if __name__ == "__main__":
+    run_stage("train", main)
