@@ -43,7 +43,8 @@ pull: setup
 demo: pull
 	@echo "mmloop demo: dvc repro"
 	dvc repro
-	dvc metrics show
+	@# The evaluation summary only: all metrics side by side (data reports, training curves) are too wide.
+	dvc metrics show metrics/eval.json --precision 1
 
 test: setup
 	python -m pytest $(PYTEST_ARGS)

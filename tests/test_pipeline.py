@@ -59,8 +59,10 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # validate's report is committed (a cache: false metric) and its inputs are unchanged, so DVC
     # skips it; prepare's output is never pushed, so a fresh clone builds it, and trains on it.
     assert "Stage 'validate' didn't change, skipping" in out
-    for stage in ("prepare", "train", "evaluate"):
-        assert f"Running stage '{stage}'" in out
+    assert "Running stage 'prepare'" in out and "Running stage 'train'" in out
+    # Training is seeded: on the machine that made the committed dvc.lock it reproduces the model
+    # bit for bit, and DVC then skips evaluate (same model, committed metrics); elsewhere it runs.
+    assert "Running stage 'evaluate'" in out or "Stage 'evaluate' didn't change, skipping" in out
     return clone
 
 
