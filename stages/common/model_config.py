@@ -20,7 +20,7 @@ CONFIG_DIR = Path("configs/models")
 PREPARED = Path("work/prepared")
 MMDET3D_SCOPE = "mmdet3d::"
 
-Path_ = tuple[str, ...]
+KeyPath = tuple[str, ...]  # a dotted cfg-options key, split
 
 
 def config_path(name: str) -> Path:
@@ -43,7 +43,12 @@ def load_config(name: str) -> Any:
     """The mmengine Config of `model.config`, inheritance resolved."""
     from mmengine.config import Config
 
-    return Config.fromfile(str(config_path(name)))
+    path = config_path(name)
+    try:
+        return Config.fromfile(str(path))
+    except Exception as error:  # syntax errors, a missing _base_, ...: mmengine's own message
+        message = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        raise StageError(f"{path}: cannot load the config ({message}); fix it or pick another model.config") from None
 
 
 def check_number(section: str, key: str, value: Any, minimum: float, whole: bool = False,
@@ -134,7 +139,7 @@ def check_params(model: dict[str, Any], train: dict[str, Any], cfg: Any,
             f"or set model.load_from: null to train from scratch")
 
 
-def find(node: Any, match: Callable[[Any], bool], path: Path_ = ()) -> Iterator[Path_]:
+def find(node: Any, match: Callable[[Any], bool], path: KeyPath = ()) -> Iterator[KeyPath]:
     """Dotted paths (list indices as digits, as cfg-options take them) of values that match."""
     if match(node):
         yield path
@@ -151,7 +156,7 @@ def same_numbers(a: Any, b: Any) -> bool:
             and all(isinstance(x, (int, float)) and math.isclose(x, y) for x, y in zip(a, b)))
 
 
-def get(tree: Any, path: Path_) -> Any:
+def get(tree: Any, path: KeyPath) -> Any:
     for key in path:
         tree = tree[int(key)] if isinstance(tree, (list, tuple)) else tree[key]
     return tree
