@@ -54,6 +54,15 @@ def runtime_settings(cfg: Any, work_dir: Path, load_from: str | None, log_interv
     ]
 
 
+def resume_note(work_dir: Path, epochs: int) -> str:
+    """What resuming will do: finish an interrupted run, or just write out a finished one."""
+    last = Path((work_dir / "last_checkpoint").read_text().strip()).name  # e.g. epoch_7.pth
+    done = last.removeprefix("epoch_").removesuffix(".pth")
+    if done.isdigit() and int(done) >= epochs:
+        return f"{work_dir} already holds all {epochs} epochs ({last}); writing its model, no training"
+    return f"resuming the interrupted run in {work_dir} from {last}"
+
+
 def save_model(runner: Any, classes: list[str], path: Path) -> None:
     """Weights and class names only (no optimizer state): what evaluate, export and users load."""
     import torch
@@ -98,7 +107,7 @@ def main() -> None:
     for key, value in options.items():
         print(f"mmloop train:   --cfg-options {key}={value}")
     if cfg.resume:
-        print(f"mmloop train: resuming the interrupted run in {work_dir}")
+        print(f"mmloop train: {resume_note(work_dir, int(train['epochs']))}")
     elif cfg.load_from:
         print(f"mmloop train: warm start from {cfg.load_from}")
 
