@@ -97,7 +97,7 @@ def test_killed_training_resumes_and_beats_the_untrained_model(clone: Path, untr
     assert trained["3d"] >= untrained["3d"] + 20.0 and trained["bev"] >= untrained["bev"] + 20.0, (untrained, trained)
     curves = json.loads((clone / "metrics" / "train" / "metrics.json").read_text())
     assert curves["step"] == EPOCHS * 9 and "val" in curves and "loss" in curves["train"]
-    # The stage wrote what it declares and nothing else at the top of the repo.
+    # The resumed run completed the stage: DVC records it as up to date.
     assert sh([*DVC, "status"], clone).strip().endswith("Data and pipelines are up to date.")
 
 
