@@ -20,7 +20,7 @@ from typing import Any
 
 from stages.common import kitti
 from stages.common.mmdet3d_tools import import_tool
-from stages.common.stage import StageError, dataset_root, load_params, run_stage, write_json
+from stages.common.stage import StageError, dataset_root, load_params, run_stage, swap_in, write_json
 
 OUT = Path("work/prepared")
 REPORT = Path("reports/prepare.json")
@@ -112,9 +112,7 @@ def prepare_dataset(root: Path, splits: list[str], out: Path) -> dict[str, Any]:
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
-    if out.exists():
-        shutil.rmtree(out)
-    building.rename(out)
+    swap_in(building, out)
     return summary
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 from stages.common.model_config import (PREPARED, cfg_options, check_params, load_config,
                                         train_class_counts)
 from stages.common.mm_runtime import select_device
-from stages.common.stage import load_params, run_stage
+from stages.common.stage import load_params, run_stage, swap_in, written_whole
 
 WORK = Path("work/train")
 MODEL = Path("models/model.pth")
@@ -72,22 +71,23 @@ def save_model(runner: Any, classes: list[str], path: Path) -> None:
         "meta": {"dataset_meta": {"classes": list(classes)}, "epoch": runner.epoch, "iter": runner.iter},
         "state_dict": weights_to_cpu(get_state_dict(runner.model)),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; a model is meant to be shared
-    torch.save(checkpoint, tmp)
-    os.replace(tmp, path)
+    # Through a file object: given a path, torch names the zip records after the (temporary,
+    # random) file name, and the same weights would get a different md5 each run.
+    with written_whole(path) as tmp, tmp.open("wb") as handle:
+        torch.save(checkpoint, handle)
 
 
 def publish_curves(live_dir: Path, target: Path) -> None:
     """dvclive's files of this run, swapped in whole."""
-    staging = target.with_name(f".{target.name}.new")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(live_dir, staging)
-    (staging / "plots" / "metrics").mkdir(parents=True, exist_ok=True)  # none when nothing was logged
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(staging, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.building-"))
+    try:
+        shutil.copytree(live_dir, staging, dirs_exist_ok=True)
+        (staging / "plots" / "metrics").mkdir(parents=True, exist_ok=True)  # none when nothing was logged
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    swap_in(staging, target)
 
 
 def main() -> None:

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +40,31 @@ def dataset_root(data_params: dict[str, Any]) -> Path:
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write JSON through a temporary file so a killed stage never leaves half a report."""
+    with written_whole(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+
+
+@contextmanager
+def written_whole(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path` for the block to write; it replaces `path` only if the block
+    succeeds, so a killed or failed stage never leaves half an output."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=False)
-        handle.write("\n")
-    os.replace(tmp, path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; outputs are meant to be shared
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def swap_in(built: Path, target: Path) -> None:
+    """Put a fully built folder in place of `target`, which is removed only now."""
+    if target.exists():
+        shutil.rmtree(target)
+    built.rename(target)
 
 
 def run_stage(name: str, main: Callable[[], None]) -> None:
