@@ -118,8 +118,8 @@ def main() -> None:
     runner.train()
 
     save_model(runner, model["classes"], MODEL)
-    MODEL_CONFIG.parent.mkdir(parents=True, exist_ok=True)
-    model_cfg.dump(str(MODEL_CONFIG))
+    with written_whole(MODEL_CONFIG) as tmp:
+        tmp.write_text(model_cfg.pretty_text)  # what Config.dump writes for a .py file
     publish_curves(work_dir / "dvclive", CURVES)
     print(f"mmloop train: wrote {MODEL} ({MODEL.stat().st_size / 1e6:.1f} MB) and {MODEL_CONFIG}; "
           f"curves in {CURVES}")
