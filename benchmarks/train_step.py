@@ -69,10 +69,12 @@ def main() -> None:
     if not (REPO / "work" / "prepared" / "kitti_infos_train.pkl").is_file():
         raise SystemExit("work/prepared not found: run `dvc repro prepare` first")
 
+    from stages.common.mm_runtime import select_device
     from stages.common.mmdet3d_tools import mim_dir
 
+    select_device("auto")  # the stages' process settings, so tools/train.py runs the same way
     scratch = scratch_repo(options.epochs)
-    env = dict(os.environ, PYTHONPATH=str(scratch), NUMBA_ENABLE_CUDASIM="1", TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1")
+    env = dict(os.environ, PYTHONPATH=str(scratch))
     ours: list[float] = []
     theirs: list[float] = []
     try:

@@ -11,11 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from stages.common.mm_runtime import select_device
-from stages.common.model_config import PREPARED
+from stages.common.model_config import MODEL, MODEL_CONFIG, PREPARED
 from stages.common.stage import StageError, load_params, run_stage, write_json
 
-MODEL = Path("models/model.pth")
-MODEL_CONFIG = Path("models/model.py")
 EVAL = Path("metrics/eval.json")
 AP_PLOT = Path("metrics/plots/ap.json")
 DIFFICULTIES = ("easy", "moderate", "hard")

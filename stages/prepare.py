@@ -20,7 +20,7 @@ from typing import Any
 
 from stages.common import kitti
 from stages.common.mmdet3d_tools import import_tool
-from stages.common.stage import StageError, dataset_root, load_params, run_stage, swap_in, write_json
+from stages.common.stage import StageError, built_whole, dataset_root, load_params, run_stage, write_json
 
 OUT = Path("work/prepared")
 REPORT = Path("reports/prepare.json")
@@ -98,9 +98,7 @@ def prepare_dataset(root: Path, splits: list[str], out: Path) -> dict[str, Any]:
     frames = {split: frame_numbers(root, split) for split in splits}  # all checks before any work
     if "train" not in frames:
         raise StageError("data.splits in params.yaml must include 'train' (the GT database is made from it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.building-"))
-    try:
+    with built_whole(out) as building:
         (building / "training" / "velodyne_reduced").mkdir(parents=True)
         with tempfile.TemporaryDirectory() as scratch:
             info_files = {split: convert_split(root, building, split, ids, Path(scratch)) for split, ids in frames.items()}
@@ -109,10 +107,6 @@ def prepare_dataset(root: Path, splits: list[str], out: Path) -> dict[str, Any]:
             if (root / name).is_file():
                 shutil.copyfile(root / name, building / name)
         summary = summarize(building, info_files)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
-    swap_in(building, out)
     return summary
 
 

@@ -10,18 +10,15 @@ from __future__ import annotations
 import copy
 import hashlib
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from stages.common.model_config import (PREPARED, cfg_options, check_params, load_config,
-                                        train_class_counts)
+from stages.common.model_config import (MODEL, MODEL_CONFIG, PREPARED, cfg_options, check_params,
+                                        load_config, train_class_counts)
 from stages.common.mm_runtime import select_device
-from stages.common.stage import load_params, run_stage, swap_in, written_whole
+from stages.common.stage import built_whole, load_params, run_stage, written_whole
 
 WORK = Path("work/train")
-MODEL = Path("models/model.pth")
-MODEL_CONFIG = Path("models/model.py")
 CURVES = Path("metrics/train")
 
 
@@ -79,15 +76,9 @@ def save_model(runner: Any, classes: list[str], path: Path) -> None:
 
 def publish_curves(live_dir: Path, target: Path) -> None:
     """dvclive's files of this run, swapped in whole."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.building-"))
-    try:
+    with built_whole(target) as staging:
         shutil.copytree(live_dir, staging, dirs_exist_ok=True)
         (staging / "plots" / "metrics").mkdir(parents=True, exist_ok=True)  # none when nothing was logged
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    swap_in(staging, target)
 
 
 def main() -> None:

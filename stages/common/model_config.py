@@ -18,6 +18,9 @@ from stages.common.stage import StageError
 
 CONFIG_DIR = Path("configs/models")
 PREPARED = Path("work/prepared")
+#: What `train` writes and `evaluate` (and mmdet3d's own tools) read: weights and the config as trained.
+MODEL = Path("models/model.pth")
+MODEL_CONFIG = Path("models/model.py")
 MMDET3D_SCOPE = "mmdet3d::"
 
 KeyPath = tuple[str, ...]  # a dotted cfg-options key, split
@@ -103,8 +106,8 @@ def train_class_counts(prepared: Path = PREPARED) -> dict[str, int]:
     counts: dict[str, int] = {}
     for frame in infos["data_list"]:
         for instance in frame["instances"]:
-            name = names.get(instance["bbox_label_3d"])
-            if name is not None and instance["bbox_label_3d"] >= 0:
+            name = names.get(instance["bbox_label_3d"])  # -1 (ignored) has no name
+            if name is not None:
                 counts[name] = counts.get(name, 0) + 1
     return counts
 
@@ -197,8 +200,7 @@ def grid_options(tree: dict[str, Any], point_cloud_range: list[float],
     if not same_numbers(voxel_size, old_voxel):
         options.update(replace_everywhere(tree, old_voxel, voxel_size))
     if options and "output_shape" in tree["model"].get("middle_encoder", {}):
-        nx = round((point_cloud_range[3] - point_cloud_range[0]) / voxel_size[0])
-        ny = round((point_cloud_range[4] - point_cloud_range[1]) / voxel_size[1])
+        nx, ny, _ = check_grid(point_cloud_range, voxel_size, stride=1)
         options["model.middle_encoder.output_shape"] = [ny, nx]
     return options
 

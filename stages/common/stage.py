@@ -60,11 +60,20 @@ def written_whole(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def swap_in(built: Path, target: Path) -> None:
-    """Put a fully built folder in place of `target`, which is removed only now."""
+@contextmanager
+def built_whole(target: Path) -> Iterator[Path]:
+    """A folder beside `target` for the block to build; it replaces `target` only if the block
+    succeeds (the old one is removed only then), and is removed if the block fails."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.building-"))
+    try:
+        yield building
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
     if target.exists():
         shutil.rmtree(target)
-    built.rename(target)
+    building.rename(target)
 
 
 def run_stage(name: str, main: Callable[[], None]) -> None:
