@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,3 +188,68 @@ def start_s3_server(root: Path) -> Iterator[S3Server]:
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """A live S3 endpoint with bucket `mmloop-team` and one key pair, for the whole test module."""
     yield from start_s3_server(tmp_path_factory.mktemp("seaweedfs"))
+
+
+class StallingProxy:
+    """A loopback TCP proxy in front of the S3 endpoint that forwards `budget` bytes of uploads and
+    then stops reading, so a push hangs part-way at a point that does not depend on machine speed.
+
+    Killing `dvc push` by timing alone is flaky: on a fast runner all objects are up before a
+    listing notices the first ones. `stalled` is set once the budget is spent.
+    """
+
+    def __init__(self, upstream_port: int, budget: int) -> None:
+        self.upstream_port = upstream_port
+        self.budget = budget
+        self.stalled = threading.Event()
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _take(self, wanted: int) -> int:
+        with self._lock:
+            granted = min(wanted, self.budget)
+            self.budget -= granted
+        if granted < wanted:
+            self.stalled.set()
+        return granted
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self._sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, upload: bool) -> None:
+        try:
+            while chunk := source.recv(65536):
+                if upload:
+                    granted = self._take(len(chunk))
+                    sink.sendall(chunk[:granted])
+                    if granted < len(chunk):
+                        self._closed.wait()  # hold the connection open, unread, until close()
+                        return
+                else:
+                    sink.sendall(chunk)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self._closed.set()
+        for sock in [self._listener, *self._sockets]:
+            try:
+                sock.close()
+            except OSError:
+                pass

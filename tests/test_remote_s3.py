@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from conftest import REPO, tree_md5
-from s3_server import S3Server, s3_server, start_s3_server  # noqa: F401  (s3_server is a fixture)
+from s3_server import S3Server, StallingProxy, s3_server, start_s3_server  # noqa: F401  (s3_server is a fixture)
 from test_pipeline import GIT_IDENTITY, copy_repo
 
 pytestmark = pytest.mark.slow
@@ -112,11 +112,12 @@ def fresh_clone(source: Path, root: Path, edit=None) -> Path:
 
 
 def add_team_remote(clone: Path, server: S3Server, prefix: str = PREFIX, name: str = "team",
-                    local_credentials: bool = True, level: str = "--project") -> None:
+                    local_credentials: bool = True, level: str = "--project",
+                    endpoint: str | None = None) -> None:
     """What a team member types: the remote in .dvc/config, the keys only in .dvc/config.local."""
     default = ["-d"] if name == "team" else []
     dvc(clone, "remote", "add", level, *default, name, f"s3://{server.bucket}/{prefix}")
-    dvc(clone, "remote", "modify", level, name, "endpointurl", server.endpoint)
+    dvc(clone, "remote", "modify", level, name, "endpointurl", endpoint or server.endpoint)
     if local_credentials:
         dvc(clone, "remote", "modify", "--local", name, "access_key_id", server.access_key)
         dvc(clone, "remote", "modify", "--local", name, "secret_access_key", server.secret_key)
@@ -370,14 +371,16 @@ def test_interrupted_push_resumes(work: Path, server: S3Server) -> None:
     prefix = "interrupted"
     clone = fresh_clone(work / "origin", work / "interrupted")
     dvc(clone, "pull", "-r", "demo", "data.dvc", "checkpoints.dvc")
-    add_team_remote(clone, server, prefix=prefix)
     expected = cache_objects(clone)
+    cache = clone / ".dvc" / "cache"
+    # Half the bytes get through, then the connection hangs: the kill lands mid-push on any machine.
+    proxy = StallingProxy(server.port, budget=sum((cache / key).stat().st_size for key in expected) // 2)
+    add_team_remote(clone, server, prefix=prefix, endpoint=proxy.endpoint)
     push = subprocess.Popen([*DVC, "push", "--jobs", "1"], cwd=clone, env=clean_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while len(remote_objects(server, prefix)) < 10 and push.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        assert proxy.stalled.wait(timeout=120), "dvc push never reached the proxy's byte budget"
+        assert push.poll() is None, "dvc push finished before it could be interrupted"
         os.killpg(push.pid, signal.SIGKILL)
     finally:
         try:
@@ -385,6 +388,8 @@ def test_interrupted_push_resumes(work: Path, server: S3Server) -> None:
         except ProcessLookupError:
             pass
         push.wait(timeout=30)
+        proxy.close()
+    dvc(clone, "remote", "modify", "team", "endpointurl", server.endpoint)
     partial = remote_objects(server, prefix)
     assert push.returncode == -signal.SIGKILL, "dvc push finished before it could be interrupted"
     assert 0 < len(partial) < len(expected), f"{len(partial)} of {len(expected)} objects after the kill"
