@@ -228,7 +228,8 @@ class StallingProxy:
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-            self._sockets += [client, upstream]
+            with self._lock:
+                self._sockets += [client, upstream]
             threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
 
@@ -248,7 +249,9 @@ class StallingProxy:
 
     def close(self) -> None:
         self._closed.set()
-        for sock in [self._listener, *self._sockets]:
+        with self._lock:
+            sockets = [self._listener, *self._sockets]
+        for sock in sockets:
             try:
                 sock.close()
             except OSError:
