@@ -32,7 +32,7 @@ $(STAMP): requirements.txt requirements-build.txt constraints.txt Makefile
 	$(BIN)/pip install --quiet $(TORCH_SPEC) -r requirements-build.txt
 	@echo "mmloop setup: [3/4] mmcv 2.1.0 with ops (the first time it is built from source, about 10 min on 2 cores; then pip's wheel cache serves it)"
 	MMCV_WITH_OPS=1 $(BIN)/pip install --quiet --no-build-isolation mmcv==2.1.0
-	@echo "mmloop setup: [4/4] open-mmlab, DVC, ONNX Runtime and test packages"
+	@echo "mmloop setup: [4/4] open-mmlab, DVC, ONNX Runtime (+ quantization tools) and test packages"
 	$(BIN)/pip install --quiet -r requirements.txt
 	@touch $@
 
@@ -45,6 +45,8 @@ demo: pull
 	dvc repro
 	@# The evaluation summary only: all metrics side by side (data reports, training curves) are too wide.
 	dvc metrics show metrics/eval.json --precision 1
+	@# Each deployed model beside PyTorch: its mAP, mAP delta and latency ratio.
+	dvc exp show --no-pager --drop '^(?!Experiment$$|.*deploy/.*:(mAP|mAP_delta|latency_ratio)$$)'
 
 test: setup
 	python -m pytest $(PYTEST_ARGS)

@@ -10,36 +10,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from stages.common.kitti_metric import DIFFICULTIES, kitti_summary
 from stages.common.mm_runtime import select_device
-from stages.common.model_config import MODEL, MODEL_CONFIG, PREPARED
-from stages.common.stage import StageError, load_params, run_stage, write_json
+from stages.common.model_config import MODEL, MODEL_CONFIG, require_trained_model
+from stages.common.stage import load_params, run_stage, write_json
 
 EVAL = Path("metrics/eval.json")
 AP_PLOT = Path("metrics/plots/ap.json")
-DIFFICULTIES = ("easy", "moderate", "hard")
-#: KittiMetric's key prefix and the AP flavour we report: R40, at KITTI's official ("strict")
-#: IoU thresholds (0.7 Car, 0.5 Pedestrian/Cyclist).
-PREFIX = "Kitti metric/pred_instances_3d/KITTI/"
-
-
-def kitti_summary(metrics: dict[str, float], classes: list[str]) -> dict[str, Any]:
-    """KittiMetric's flat dict as {class: {3d|bev: {difficulty: AP}}} plus the moderate mAPs."""
-    def ap(name: str) -> float:
-        key = PREFIX + name
-        if key not in metrics:
-            raise StageError(f"KittiMetric reported no '{name}'; is the model config a KITTI config?")
-        return round(float(metrics[key]), 4)
-
-    summary: dict[str, Any] = {
-        "mAP_3d_moderate": ap("Overall_3D_AP40_moderate"),
-        "mAP_bev_moderate": ap("Overall_BEV_AP40_moderate"),
-    }
-    for name in classes:
-        summary[name] = {
-            kind.lower(): {level: ap(f"{name}_{kind}_AP40_{level}_strict") for level in DIFFICULTIES}
-            for kind in ("3D", "BEV")
-        }
-    return summary
 
 
 def ap_bars(summary: dict[str, Any], classes: list[str]) -> list[dict[str, Any]]:
@@ -51,11 +28,7 @@ def ap_bars(summary: dict[str, Any], classes: list[str]) -> list[dict[str, Any]]
 def main() -> None:
     params = load_params("evaluate")
     split = params["split"]
-    info_file = PREPARED / f"kitti_infos_{split}.pkl"
-    for path, fix in ((MODEL, "run `dvc repro train`"), (MODEL_CONFIG, "run `dvc repro train`"),
-                      (info_file, f"add '{split}' to data.splits and run `dvc repro prepare`")):
-        if not path.is_file():
-            raise StageError(f"{path}: not found; {fix}")
+    info_file = require_trained_model(split)
     device = select_device(params["device"])
 
     from mmengine.config import Config

@@ -15,16 +15,21 @@ from conftest import REPO, tree_md5
 
 pytestmark = pytest.mark.slow
 
+DEPLOY_TARGETS = ("onnxruntime-fp32", "onnxruntime-int8")  # params.yaml deploy.targets
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "mmloop tests", "GIT_AUTHOR_EMAIL": "tests@mmloop.invalid",
     "GIT_COMMITTER_NAME": "mmloop tests", "GIT_COMMITTER_EMAIL": "tests@mmloop.invalid",
 }
 
 
-def sh(args: list[str], cwd: Path, timeout: float = 1200) -> str:
+def run_in(cwd: Path, args: list[str], timeout: float = 1200) -> subprocess.CompletedProcess[str]:
     # dvc runs stage commands through the shell: `python` must be this interpreter's venv.
     env = dict(os.environ, **GIT_IDENTITY, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def sh(args: list[str], cwd: Path, timeout: float = 1200) -> str:
+    result = run_in(cwd, args, timeout)
     assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return result.stdout + result.stderr
 
@@ -63,6 +68,9 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Training is seeded: on the machine that made the committed dvc.lock it reproduces the model
     # bit for bit, and DVC then skips evaluate (same model, committed metrics); elsewhere it runs.
     assert "Running stage 'evaluate'" in out or "Stage 'evaluate' didn't change, skipping" in out
+    # The deployed models are never pushed to the demo remote: a fresh clone builds and checks them.
+    for stage in ("export", *(f"deploy@{target}" for target in DEPLOY_TARGETS)):
+        assert f"Running stage '{stage}'" in out
     return clone
 
 
@@ -114,8 +122,106 @@ def test_status_clean_and_second_repro_is_a_no_op(clone: Path) -> None:
     assert "Data and pipelines are up to date." in sh([*dvc, "status"], clone)
     out = sh([*dvc, "repro"], clone)
     assert "Running stage" not in out
-    for stage in ("validate", "prepare", "train", "evaluate"):
+    for stage in ("validate", "prepare", "train", "evaluate", "export", *(f"deploy@{t}" for t in DEPLOY_TARGETS)):
         assert f"Stage '{stage}' didn't change, skipping" in out
+
+
+def test_export_writes_a_checked_graph_ready_for_tensorrt(clone: Path) -> None:
+    report = json.loads((clone / "metrics" / "export.json").read_text())
+    assert report["opset"] == 13 and report["nodes"] > 50 and report["op_types"]["Conv"] >= 11
+    assert [(i["name"], i["dtype"], i["shape"]) for i in report["inputs"]] == [
+        ("voxels", "float", ["voxels_num", 32, 4]), ("num_points", "int32", ["voxels_num"]),
+        ("coors", "int32", ["voxels_num", 4])]
+    assert [o["name"] for o in report["outputs"]] == ["cls_score0", "bbox_pred0", "dir_cls_pred0"]
+    readiness = report["tensorrt_readiness"]
+    assert readiness["ready"] and readiness["onnx_checker"] is None and not readiness["unsupported_ops"]
+    assert {dim["input"] for dim in readiness["dynamic_dims"]} == {"voxels", "num_points", "coors"}
+    assert sorted(path.name for path in (clone / "deploy" / "onnx").iterdir()) == ["deploy.py", "end2end.onnx", "model.py"]
+
+
+def test_deployed_models_match_pytorch(clone: Path) -> None:
+    """The issue's parity bar: fp32 max |d| <= 1e-4 and mAP delta <= 0.1; int8 mAP delta <= 1.0."""
+    evaluated = json.loads((clone / "metrics" / "eval.json").read_text())
+    reports = {t: json.loads((clone / "metrics" / "deploy" / f"{t}.json").read_text()) for t in DEPLOY_TARGETS}
+    for target, report in reports.items():
+        assert report["frames"] == 12 and report["device"] == "cpu"
+        # same model, same KittiMetric, same split as `evaluate`
+        assert report["mAP_pytorch"] == evaluated["mAP_3d_moderate"]
+        assert report["latency_ms"] > 0 and report["latency_ms_pytorch"] > 0
+        assert report["latency_ratio"] == pytest.approx(report["latency_ms"] / report["latency_ms_pytorch"], abs=1e-3)
+        files = sorted(path.name for path in (clone / "deploy" / target).iterdir())
+        assert files == ["deploy.py", "end2end.onnx", "model.py"]
+    fp32, int8 = reports["onnxruntime-fp32"], reports["onnxruntime-int8"]
+    assert fp32["max_abs_diff"] <= 1e-4 and abs(fp32["mAP_delta"]) <= 0.1
+    assert abs(int8["mAP_delta"]) <= 1.0
+    assert int8["calibration_frames"] == 36 and int8["int8_layers"]["Conv"] >= 8
+    assert (clone / "deploy" / "onnxruntime-int8" / "end2end.onnx").stat().st_size < (
+        clone / "deploy" / "onnxruntime-fp32" / "end2end.onnx").stat().st_size
+
+
+def test_exp_show_has_the_deploy_columns(clone: Path) -> None:
+    shown = json.loads(run_in(clone, [sys.executable, "-m", "dvc", "exp", "show", "--json"]).stdout)
+    workspace = next(row for row in shown if row["rev"] == "workspace")
+    metrics = workspace["data"]["metrics"]
+    for target in DEPLOY_TARGETS:
+        columns = metrics[f"metrics/deploy/{target}.json"]["data"]
+        assert {"mAP", "mAP_delta", "latency_ratio"} <= set(columns)
+
+
+def test_tensorrt_target_on_a_cpu_host_fails_alone_and_loses_nothing(clone: Path) -> None:
+    """`dvc exp run -S 'deploy.targets=[onnxruntime-fp32,tensorrt-fp16]'` here: only the TensorRT stage
+    fails, with its one-line message; what was built stays built. (DVC takes the folder of the
+    dropped int8 target out of the workspace; the cache keeps it, and `dvc checkout` brings it back.)"""
+    before = tree_md5(clone / "deploy")
+    lock_before = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]
+    dvc = [sys.executable, "-m", "dvc"]
+    try:
+        result = run_in(clone, [*dvc, "exp", "run", "-S", "deploy.targets=[onnxruntime-fp32,tensorrt-fp16]"])
+        out = result.stdout + result.stderr
+        assert result.returncode != 0, out[-3000:]
+        assert "Stage 'deploy@onnxruntime-fp32' didn't change, skipping" in out
+        assert "Running stage 'deploy@tensorrt-fp16'" in out
+        errors = [line for line in out.splitlines() if line.startswith("mmloop deploy: error:")]
+        assert len(errors) == 1 and "TensorRT is not installed" in errors[0] and "pip install tensorrt-cu12" in errors[0]
+        assert "Running stage 'deploy@onnxruntime-int8'" not in out and "Traceback" not in out
+        kept = {name: md5 for name, md5 in before.items() if not name.startswith("onnxruntime-int8/")}
+        assert tree_md5(clone / "deploy") == kept
+        assert not (clone / "deploy" / "tensorrt-fp16").exists()
+        assert yaml.safe_load((clone / "dvc.lock").read_text())["stages"] == lock_before
+    finally:
+        sh(["git", "checkout", "params.yaml"], clone)
+    sh([*dvc, "checkout"], clone)
+    assert tree_md5(clone / "deploy") == before
+    assert "Data and pipelines are up to date." in sh([*dvc, "status"], clone)
+
+
+def test_bad_profile_and_parity_gate_fail_in_one_line(clone: Path) -> None:
+    params_file = clone / "params.yaml"
+    original = params_file.read_text()
+    onnx_before = tree_md5(clone / "deploy" / "onnx")
+    try:
+        params = yaml.safe_load(original)
+        params["deploy"]["voxels"] = {"min": 10, "opt": 50, "max": 100}
+        params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+        result = run_in(clone, [sys.executable, "-m", "stages.export"])
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines() == [
+            "mmloop export: error: params.yaml: deploy.voxels max is 100, below the model's test-time max_voxels "
+            "20000; the engine must take every voxel count the voxelizer produces, so set deploy.voxels.max to "
+            "at least 20000"]
+        assert tree_md5(clone / "deploy" / "onnx") == onnx_before
+
+        params = yaml.safe_load(original)
+        params["deploy"]["tolerance"]["fp32"]["max_abs_diff"] = 1e-12
+        params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+        result = run_in(clone, [sys.executable, "-m", "stages.deploy", "--target", "onnxruntime-fp32"])
+        assert result.returncode == 1
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("mmloop deploy: error: metrics/deploy/onnxruntime-fp32.json: head outputs differ "
+                               "from PyTorch by up to"), result.stderr[-2000:]
+        assert last.endswith("over deploy.tolerance.fp32.max_abs_diff 1e-12")
+    finally:
+        params_file.write_text(original)
 
 
 def test_pull_restores_data_and_checkpoints_bit_for_bit(clone: Path) -> None:

@@ -1,5 +1,6 @@
-"""`dvc repro` trains and evaluates for real, on a reduced sample, in a scratch copy of the repo:
-training beats the untrained model, a killed run resumes, and `dvc exp run -S` reports metrics.
+"""`dvc repro evaluate` trains and evaluates for real, on a reduced sample, in a scratch copy of the
+repo: training beats the untrained model, a killed run resumes, and `dvc exp run -S` reports
+metrics. (The export/deploy stages after evaluate are tested on the full sample, test_pipeline.py.)
 
 Training runs the way the demo does: it fine-tunes the pretrained checkpoint from `dvc pull`.
 Training from scratch to a useful AP takes longer than CI allows (see the README's pretrained
@@ -61,7 +62,7 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def untrained(clone: Path) -> dict[str, float]:
     """epochs=0: the randomly initialised model, evaluated by the same stages."""
-    out = sh([*DVC, "repro"], clone)
+    out = sh([*DVC, "repro", "evaluate"], clone)
     for stage in ("validate", "prepare", "train", "evaluate"):
         assert f"Running stage '{stage}'" in out
     return car_ap(clone)
@@ -72,7 +73,7 @@ def test_killed_training_resumes_and_beats_the_untrained_model(clone: Path, untr
     env = dict(os.environ, **GIT_IDENTITY, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     log = clone / "first-run.log"
     with log.open("w") as handle:
-        first = subprocess.Popen([*DVC, "repro"], cwd=clone, env=env, stdout=handle, stderr=subprocess.STDOUT,
+        first = subprocess.Popen([*DVC, "repro", "evaluate"], cwd=clone, env=env, stdout=handle, stderr=subprocess.STDOUT,
                                  start_new_session=True)
     try:
         deadline = time.monotonic() + 600
@@ -86,7 +87,7 @@ def test_killed_training_resumes_and_beats_the_untrained_model(clone: Path, untr
     assert re.search(r"Epoch\(train\)\s+\[1\]\[", log.read_text())
     assert not (clone / "models" / "model.pth").exists()
 
-    out = sh([*DVC, "repro"], clone)
+    out = sh([*DVC, "repro", "evaluate"], clone)
     assert "mmloop train: resuming the interrupted run" in out
     assert "resumed epoch: 2" in out or "resumed epoch: 3" in out, out[-3000:]
     assert not re.search(r"Epoch\(train\)\s+\[1\]\[", out)  # not retrained from epoch 1
@@ -98,14 +99,14 @@ def test_killed_training_resumes_and_beats_the_untrained_model(clone: Path, untr
     curves = json.loads((clone / "metrics" / "train" / "metrics.json").read_text())
     assert curves["step"] == EPOCHS * 9 and "val" in curves and "loss" in curves["train"]
     # The resumed run completed the stage: DVC records it as up to date.
-    assert sh([*DVC, "status"], clone).strip().endswith("Data and pipelines are up to date.")
+    assert sh([*DVC, "status", "evaluate"], clone).strip().endswith("Data and pipelines are up to date.")
 
 
 def test_exp_run_changes_the_metrics_and_exp_show_has_them(clone: Path, untrained: dict[str, float]) -> None:
     before = json.loads((clone / "metrics" / "eval.json").read_text())
     sh(["git", "add", "-A"], clone)
     sh(["git", "commit", "-q", "-m", "trained"], clone)
-    sh([*DVC, "exp", "run", "-S", "train.epochs=2", "-n", "two-epochs"], clone)
+    sh([*DVC, "exp", "run", "evaluate", "-S", "train.epochs=2", "-n", "two-epochs"], clone)
     after = json.loads((clone / "metrics" / "eval.json").read_text())
     assert after != before
     shown = subprocess.run([*DVC, "exp", "show", "--json"], cwd=clone, capture_output=True, text=True, check=True)

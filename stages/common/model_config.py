@@ -54,6 +54,16 @@ def load_config(name: str) -> Any:
         raise StageError(f"{path}: cannot load the config ({message}); fix it or pick another model.config") from None
 
 
+def require_trained_model(split: str) -> Path:
+    """The info file of `split`, once the model `train` wrote and the split `prepare` wrote exist."""
+    info_file = PREPARED / f"kitti_infos_{split}.pkl"
+    for path, fix in ((MODEL, "run `dvc repro train`"), (MODEL_CONFIG, "run `dvc repro train`"),
+                      (info_file, f"add '{split}' to data.splits and run `dvc repro prepare`")):
+        if not path.is_file():
+            raise StageError(f"{path}: not found; {fix}")
+    return info_file
+
+
 def check_number(section: str, key: str, value: Any, minimum: float, whole: bool = False,
                  inclusive: bool = True) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

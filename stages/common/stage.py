@@ -66,6 +66,7 @@ def built_whole(target: Path) -> Iterator[Path]:
     succeeds (the old one is removed only then), and is removed if the block fails."""
     target.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.building-"))
+    os.chmod(building, 0o755)  # mkdtemp makes it private; outputs are meant to be shared
     try:
         yield building
     except BaseException:
