@@ -46,7 +46,7 @@ demo: pull
 	@# The evaluation summary only: all metrics side by side (data reports, training curves) are too wide.
 	dvc metrics show metrics/eval.json --precision 1
 	@# Each deployed model beside PyTorch: its mAP, mAP delta and latency ratio.
-	dvc exp show --no-pager --drop '^(?!Experiment$$|.*deploy/.*:(mAP|mAP_delta|latency_ratio)$$)'
+	dvc exp show --md --drop '^(?!Experiment$$|.*deploy/.*:(mAP|mAP_delta|latency_ratio)$$)'
 
 test: setup
 	python -m pytest $(PYTEST_ARGS)

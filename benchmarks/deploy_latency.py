@@ -43,12 +43,11 @@ def main() -> None:
     import torch
     from mmdeploy.apis.utils import build_task_processor
 
-    from stages.common.deploy_target import load_deploy_config
+    from stages.common.deploy_target import load_deploy_config, trace_frame
     from stages.common.deployed_eval import compare_on_split, pytorch_model, voxel_frames
     from stages.common.model_config import PREPARED, data_options, load_config
     from stages.common.onnx_export import export_onnx
     from stages.common.quantize import quantize_int8
-    from stages.export import trace_frame
 
     deploy = yaml.safe_load((REPO / "params.yaml").read_text())["deploy"]
     model_cfg = load_config(FULL_SIZE)

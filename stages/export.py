@@ -6,29 +6,19 @@ parser takes the graph with the voxel-count profile in params.yaml (checked here
 """
 from __future__ import annotations
 
-import pickle
 import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from stages.common.deploy_target import (DEPLOY_CFG, MODEL_CFG, ONNX_DIR, check_opset, load_deploy_config,
-                                         voxel_layout)
+                                         onnx_opset, trace_frame, voxel_layout)
 from stages.common.mm_runtime import select_device
-from stages.common.model_config import MODEL, MODEL_CONFIG, PREPARED, require_trained_model
+from stages.common.model_config import MODEL, MODEL_CONFIG, require_trained_model
 from stages.common.stage import StageError, built_whole, load_params, run_stage, write_json
 from stages.common.tensorrt_support import blocking, check_profiles, input_profiles, trt_readiness
 
 EXPORT_METRICS = Path("metrics/export.json")
-
-
-def trace_frame(info_file: Path) -> Path:
-    """The reduced cloud of the split's first frame: mmdeploy traces the model on its voxels."""
-    with info_file.open("rb") as handle:
-        frames = pickle.load(handle)["data_list"]
-    if not frames:
-        raise StageError(f"{info_file}: no frames; check the split's ImageSets file and rerun `dvc repro prepare`")
-    return PREPARED / "training" / "velodyne_reduced" / frames[0]["lidar_points"]["lidar_path"]
 
 
 def describe(value_info: Any) -> dict[str, Any]:
@@ -41,9 +31,8 @@ def describe(value_info: Any) -> dict[str, Any]:
 
 
 def graph_report(model: Any) -> dict[str, Any]:
-    opset = next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
     return {
-        "opset": opset,
+        "opset": onnx_opset(model),
         "nodes": len(model.graph.node),
         "op_types": dict(sorted(Counter(node.op_type for node in model.graph.node).items())),
         "inputs": [describe(value) for value in model.graph.input],

@@ -6,10 +6,12 @@ as trained (`model.py`), which mmdeploy's backend model needs for voxelization a
 """
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stages.common.model_config import PREPARED
 from stages.common.stage import StageError
 
 DEPLOY_CONFIGS = Path("configs/deploy")
@@ -81,6 +83,20 @@ def voxel_layout(model_cfg: Any) -> tuple[int, int, int]:
     test_max = max_voxels[1] if isinstance(max_voxels, (list, tuple)) else max_voxels
     features = model_cfg.model.get("voxel_encoder", {}).get("in_channels", 4)
     return int(layer.max_num_points), int(features), int(test_max)
+
+
+def onnx_opset(model: Any) -> int | None:
+    """The default-domain opset of an ONNX model (None if it imports none)."""
+    return next((entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), None)
+
+
+def trace_frame(info_file: Path) -> Path:
+    """The reduced cloud of a prepared split's first frame: mmdeploy traces the model on its voxels."""
+    with info_file.open("rb") as handle:
+        frames = pickle.load(handle)["data_list"]
+    if not frames:
+        raise StageError(f"{info_file}: no frames; check the split's ImageSets file and rerun `dvc repro prepare`")
+    return PREPARED / "training" / "velodyne_reduced" / frames[0]["lidar_points"]["lidar_path"]
 
 
 def check_opset(opset: Any) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from stages.common.deploy_target import onnx_opset
 from stages.common.stage import StageError
 
 #: The layers that carry the compute; the rest of the graph (pillar scatter, reshapes, casts)
@@ -54,8 +55,8 @@ def quantize_int8(src: Path, dst: Path, frames: Iterable[dict[str, np.ndarray]],
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     model = onnx.load(str(src))
-    opset = next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
-    if opset < 13:
+    opset = onnx_opset(model)
+    if opset is None or opset < 13:
         # per-channel DequantizeLinear (its `axis`) arrived in opset 13
         raise StageError(f"{src}: opset {opset}; int8 needs opset >= 13: set params.yaml deploy.opset to 13 or more")
     reader = FrameReader(list(frames))  # voxels only: a few MB per frame

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from stages.common.deploy_target import onnx_opset
 from stages.common.stage import StageError
 
 if TYPE_CHECKING:
@@ -155,7 +156,7 @@ def trt_readiness(model: onnx.ModelProto, profiles: dict[str, Profile]) -> dict[
     import onnx
 
     inferred = onnx.shape_inference.infer_shapes(model)
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    opset = onnx_opset(model)
     opset_ok = opset is not None and PARSER_OPSETS[0] <= opset <= PARSER_OPSETS[1]
     types = tensor_types(inferred)
     nodes = list(graph_nodes(inferred.graph))
