@@ -18,7 +18,8 @@ DEPLOY_CONFIGS = Path("configs/deploy")
 ONNX_DIR = Path("deploy/onnx")
 DEPLOY_CFG = "deploy.py"
 MODEL_CFG = "model.py"
-#: What the ONNX graph takes and gives (mmdeploy's VoxelDetection names).
+#: What the ONNX graph takes and gives (mmdeploy's VoxelDetection names); axis 0 of each input
+#: is the frame's number of non-empty voxels.
 INPUTS = ("voxels", "num_points", "coors")
 OUTPUTS = ("cls_score0", "bbox_pred0", "dir_cls_pred0")
 PRECISIONS = {"onnxruntime": ("fp32", "int8"), "tensorrt": ("fp32", "fp16", "int8")}

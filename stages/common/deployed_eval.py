@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from stages.common.deploy_target import OUTPUTS
+from stages.common.deploy_target import INPUTS, OUTPUTS
 from stages.common.kitti_metric import kitti_summary
 
 
@@ -80,7 +80,7 @@ def voxel_frames(model: Any, model_cfg: Any, info_file: Path, limit: int) -> Ite
             if index >= limit:
                 return
             voxels = frame_voxels(model, data)
-            yield {name: voxels[name].cpu().numpy() for name in ("voxels", "num_points", "coors")}
+            yield {name: voxels[name].cpu().numpy() for name in INPUTS}
 
 
 def timed_test_step(model: Any, data: dict[str, Any], device: str) -> tuple[list[Any], float]:
@@ -115,7 +115,7 @@ def head_differences(reference: Any, deployed: Any, loader: Any) -> dict[str, fl
     for data in loader:
         voxels = frame_voxels(reference, data)
         expected = head_outputs(reference, voxels)
-        got = deployed.wrapper({name: voxels[name] for name in ("voxels", "num_points", "coors")})
+        got = deployed.wrapper({name: voxels[name] for name in INPUTS})
         for name in OUTPUTS:
             diff = (got[name].float().to(expected[name].device) - expected[name]).abs().max()
             max_abs_diff[name] = max(max_abs_diff[name], float(diff))

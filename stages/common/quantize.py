@@ -46,9 +46,9 @@ def quantize_int8(src: Path, dst: Path, frames: Iterable[dict[str, np.ndarray]],
     """Write the int8 Q/DQ model of `src` to `dst`, calibrated on `frames`; returns a report.
 
     Layers whose node name starts with a `keep_float` prefix stay float. Weights are int8 per
-    output channel. Activations are uint8 with a zero point for ONNX
-    Runtime on x86 (its fastest int8 convolution takes u8 activations, s8 weights), or int8
-    symmetric with float biases (`symmetric=True`) for TensorRT, which only takes that.
+    output channel. Activations are uint8 with a zero point for ONNX Runtime on x86 (its fastest
+    int8 convolution takes u8 activations, s8 weights), or int8 symmetric with float biases
+    (`symmetric=True`) for TensorRT, which only takes that.
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static

@@ -18,10 +18,6 @@ if TYPE_CHECKING:
 #: min, opt and max shape of one engine input (a TensorRT optimization profile entry).
 Profile = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 
-#: The exported graph's inputs (configs/deploy/voxel-detection_onnx_dynamic.py); axis 0 of each is
-#: the frame's non-empty voxel count.
-VOXEL_INPUTS = ("voxels", "num_points", "coors")
-
 # What TensorRT's ONNX parser takes, from onnx/onnx-tensorrt docs/operators.md for TensorRT 10.15
 # (the newest stored version; TensorRT 10.0 took opsets 9..20, 10.15 takes 9..24). Types use the
 # doc's short names (TYPE_NAMES maps them to ONNX's); notes are our summary of its restrictions.
