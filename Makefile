@@ -45,8 +45,9 @@ demo: pull
 	dvc repro
 	@# The evaluation summary only: all metrics side by side (data reports, training curves) are too wide.
 	dvc metrics show metrics/eval.json --precision 1
-	@# Each deployed model beside PyTorch: its mAP, mAP delta and latency ratio.
-	dvc exp show --md --drop '^(?!Experiment$$|.*deploy/.*:(mAP|mAP_delta|latency_ratio)$$)'
+	@# Each deployed model beside PyTorch (mAP, mAP delta, latency ratio), and the torch-free
+	@# runtime beside mmdeploy's backend model on the same file (mAP delta, latency ratio).
+	dvc exp show --md --drop '^(?!Experiment$$|.*deploy/.*:((runtime_)?mAP_delta|mAP|(runtime_)?latency_ratio)$$)'
 
 test: setup
 	python -m pytest $(PYTEST_ARGS)

@@ -10,6 +10,11 @@ Each writes `deploy/<target>/` (the backend file, deploy.py, model.py) and
 model beside the PyTorch model's, the largest head-output difference on the same voxels, and
 median per-frame latency (voxelize + network + decode) of both, measured in this process. The
 stage fails when the mAP delta (or, where set, the head-output difference) passes the tolerance.
+
+The torch-free runtime (runtime/mmloop_runtime) runs the same file from the raw clouds, beside
+mmdeploy's backend model: its mAP, whether each frame gives the same boxes after NMS, and its
+latency per step (`runtime_*` metrics). The stage fails when they drift past
+`deploy.runtime_tolerance`.
 """
 from __future__ import annotations
 
@@ -89,6 +94,34 @@ def build_tensorrt(trt: ModuleType, target: Target, out: Path, reference: Any, m
     return {"build_env": environment}
 
 
+def runtime_detector(target: Target, out: Path) -> Any | None:
+    """mmloop_runtime's Detector on the built folder (None when the export wrote no manifest)."""
+    from mmloop_runtime import Detector
+    from mmloop_runtime.manifest import MANIFEST
+
+    if not (ONNX_DIR / MANIFEST).is_file():
+        print(f"mmloop deploy@{target.name}: {ONNX_DIR / MANIFEST} missing (see metrics/export.json): "
+              f"the runtime is not checked", flush=True)
+        return None
+    shutil.copyfile(ONNX_DIR / MANIFEST, out / MANIFEST)
+    return Detector(out)
+
+
+def check_runtime(target: Target, report: dict[str, Any], tolerance: dict[str, Any]) -> None:
+    """The runtime gives the same boxes as mmdeploy's backend model, and the same mAP."""
+    if "runtime_mAP" not in report:
+        return
+    disagreeing = report["runtime_frames_disagreeing"]
+    if disagreeing:
+        raise StageError(f"{target.metrics}: mmloop_runtime's boxes differ from mmdeploy's on {len(disagreeing)} of "
+                         f"{report['frames']} frames (up to {report['runtime_box_max_abs_diff']:.2e}, over "
+                         f"deploy.runtime_tolerance.box_abs_diff {tolerance['box_abs_diff']:g})")
+    if abs(report["runtime_mAP_delta"]) > float(tolerance["map_delta"]):
+        raise StageError(f"{target.metrics}: mmloop_runtime's mAP differs from mmdeploy's by "
+                         f"{report['runtime_mAP_delta']:+.3f}, over deploy.runtime_tolerance.map_delta "
+                         f"{tolerance['map_delta']}")
+
+
 def backend_model(target: Target, out: Path, model_cfg: Any, deploy_cfg: Any, device: str) -> Any:
     """mmdeploy's backend model for the built file (voxelization and decoding in PyTorch)."""
     from mmdeploy.apis.utils import build_task_processor
@@ -158,22 +191,31 @@ def main() -> None:
         deploy_cfg.dump(str(building / DEPLOY_CFG))
         shutil.copyfile(ONNX_DIR / MODEL_CFG, building / MODEL_CFG)
         deployed = backend_model(target, building, model_cfg, deploy_cfg, device)
-        print(f"mmloop deploy@{target.name}: {info_file.name} through mmdeploy's backend model and PyTorch "
-              f"({device}), {params['latency_rounds']} timed rounds", flush=True)
+        runtime = runtime_detector(target, building)
+        print(f"mmloop deploy@{target.name}: {info_file.name} through PyTorch ({device}), mmdeploy's backend model"
+              f"{' and mmloop_runtime' if runtime else ''}, {params['latency_rounds']} timed rounds", flush=True)
         comparison = compare_on_split(reference, deployed, model_cfg, info_file, device, int(params["warmup"]),
-                                      int(params["latency_rounds"]))
+                                      int(params["latency_rounds"]), runtime,
+                                      float(params["runtime_tolerance"]["box_abs_diff"]))
     report = {"target": target.name, "device": device, **comparison_report(comparison, classes), **built}
     write_json(target.metrics, report)
     print(f"mmloop deploy@{target.name}: mAP {report['mAP']:.2f} (PyTorch {report['mAP_pytorch']:.2f}, "
           f"delta {report['mAP_delta']:+.2f}), max |d| of head outputs {report['max_abs_diff']:.2e}, "
           f"latency {report['latency_ms']:.1f} ms vs {report['latency_ms_pytorch']:.1f} ms "
           f"(ratio {report['latency_ratio']:.2f}); wrote {target.out_dir}/ and {target.metrics}")
+    if "runtime_mAP" in report:
+        steps = ", ".join(f"{step} {ms:.1f}" for step, ms in report["runtime_latency_ms"].items())
+        print(f"mmloop deploy@{target.name}: mmloop_runtime mAP {report['runtime_mAP']:.2f} (delta "
+              f"{report['runtime_mAP_delta']:+.2f} vs mmdeploy), {report['runtime_frames_agreeing']}/{report['frames']} "
+              f"frames with the same boxes (max |d| {report['runtime_box_max_abs_diff']:.1e}), "
+              f"latency ms: {steps} (ratio {report['runtime_latency_ratio']:.2f} vs mmdeploy)")
     if abs(report["mAP_delta"]) > max_map_delta:
         raise StageError(f"{target.metrics}: mAP delta {report['mAP_delta']:+.3f} exceeds deploy.tolerance."
                          f"{target.precision}.map_delta {max_map_delta}; the deployed model is not accurate enough")
     if max_abs_diff is not None and report["max_abs_diff"] > max_abs_diff:
         raise StageError(f"{target.metrics}: head outputs differ from PyTorch by up to {report['max_abs_diff']:.2e}, "
                          f"over deploy.tolerance.{target.precision}.max_abs_diff {max_abs_diff:g}")
+    check_runtime(target, report, params["runtime_tolerance"])
 
 
 if __name__ == "__main__":

@@ -1,20 +1,23 @@
 """Stage `export`: the trained model as an ONNX graph (mmdeploy's torch2onnx), checked and described.
 
-Writes `deploy/onnx/` (end2end.onnx, the deploy config deploy.py, the model config model.py) and
+Writes `deploy/onnx/` (end2end.onnx, the deploy config deploy.py, the model config model.py, and
+manifest.json, what the torch-free runtime `mmloop_runtime` needs to run the graph) and
 `metrics/export.json`: opset, node count, op types, inputs/outputs, and whether TensorRT's ONNX
 parser takes the graph with the voxel-count profile in params.yaml (checked here, on any host).
 """
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from stages.common.deploy_target import (DEPLOY_CFG, MODEL_CFG, ONNX_DIR, check_opset, load_deploy_config,
+from mmloop_runtime.manifest import MANIFEST
+
+from stages.common.deploy_target import (ONNX_DIR, check_opset, load_deploy_config,
                                          onnx_opset, trace_frame, voxel_layout)
 from stages.common.mm_runtime import select_device
 from stages.common.model_config import MODEL, MODEL_CONFIG, require_trained_model
+from stages.common.runtime_manifest import unsupported
 from stages.common.stage import StageError, built_whole, load_params, run_stage, write_json
 from stages.common.tensorrt_support import blocking, check_profiles, input_profiles, trt_readiness
 
@@ -57,19 +60,21 @@ def main() -> None:
     frame = trace_frame(info_file)
     print(f"mmloop export: {MODEL} to ONNX (opset {opset}, mmdeploy torch2onnx, traced on {frame})", flush=True)
 
-    from stages.common.onnx_export import export_onnx
+    from stages.common.onnx_export import export_model_folder
 
+    runtime = unsupported(model_cfg)
     with built_whole(ONNX_DIR) as building:
-        onnx_file = export_onnx(frame, building, deploy_cfg, model_cfg, MODEL)
+        onnx_file = export_model_folder(frame, building, deploy_cfg, model_cfg, MODEL)
         model = onnx.load(str(onnx_file))
         readiness = trt_readiness(model, profiles)  # runs onnx.checker's full check among the rest
         if readiness["onnx_checker"]:
             raise StageError(f"{onnx_file.name}: onnx.checker rejects the exported graph ({readiness['onnx_checker']})")
-        deploy_cfg.dump(str(building / DEPLOY_CFG))
-        shutil.copyfile(MODEL_CONFIG, building / MODEL_CFG)
         report = {"file": str(ONNX_DIR / onnx_file.name), "bytes": onnx_file.stat().st_size, **graph_report(model),
-                  "tensorrt_readiness": readiness}
+                  "tensorrt_readiness": readiness,
+                  "runtime_manifest": str(ONNX_DIR / MANIFEST) if runtime is None else f"none: {runtime}"}
     write_json(EXPORT_METRICS, report)
+    if runtime is not None:
+        print(f"mmloop export: no {MANIFEST} for mmloop_runtime: {runtime}; mmdeploy's backend model still runs it")
     verdict = "ready" if readiness["ready"] else f"NOT ready ({blocking(readiness)})"
     print(f"mmloop export: wrote {ONNX_DIR}/ ({report['nodes']} nodes, opset {report['opset']}); "
           f"TensorRT parser: {verdict}; report in {EXPORT_METRICS}")

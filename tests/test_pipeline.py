@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -136,7 +137,11 @@ def test_export_writes_a_checked_graph_ready_for_tensorrt(clone: Path) -> None:
     readiness = report["tensorrt_readiness"]
     assert readiness["ready"] and readiness["onnx_checker"] is None and not readiness["unsupported_ops"]
     assert {dim["input"] for dim in readiness["dynamic_dims"]} == {"voxels", "num_points", "coors"}
-    assert sorted(path.name for path in (clone / "deploy" / "onnx").iterdir()) == ["deploy.py", "end2end.onnx", "model.py"]
+    assert sorted(path.name for path in (clone / "deploy" / "onnx").iterdir()) == [
+        "deploy.py", "end2end.onnx", "manifest.json", "model.py"]
+    manifest = json.loads((clone / "deploy" / "onnx" / "manifest.json").read_text())
+    assert manifest["class_names"] == ["Pedestrian", "Cyclist", "Car"] and manifest["voxelizer"]["max_voxels"] == 20000
+    assert report["runtime_manifest"] == "deploy/onnx/manifest.json"
 
 
 def test_deployed_models_match_pytorch(clone: Path) -> None:
@@ -150,7 +155,7 @@ def test_deployed_models_match_pytorch(clone: Path) -> None:
         assert report["latency_ms"] > 0 and report["latency_ms_pytorch"] > 0
         assert report["latency_ratio"] == pytest.approx(report["latency_ms"] / report["latency_ms_pytorch"], abs=1e-3)
         files = sorted(path.name for path in (clone / "deploy" / target).iterdir())
-        assert files == ["deploy.py", "end2end.onnx", "model.py"]
+        assert files == ["deploy.py", "end2end.onnx", "manifest.json", "model.py"]
     fp32, int8 = reports["onnxruntime-fp32"], reports["onnxruntime-int8"]
     assert fp32["max_abs_diff"] <= 1e-4 and abs(fp32["mAP_delta"]) <= 0.1
     assert abs(int8["mAP_delta"]) <= 1.0
@@ -159,13 +164,66 @@ def test_deployed_models_match_pytorch(clone: Path) -> None:
         clone / "deploy" / "onnxruntime-fp32" / "end2end.onnx").stat().st_size
 
 
+def test_runtime_matches_mmdeploy_on_the_sample(clone: Path) -> None:
+    """The issue's bar for the torch-free runtime, checked by each deploy stage on the val split:
+    the same boxes after NMS within 1e-3, mAP within 0.1 of mmdeploy's backend model."""
+    for target in DEPLOY_TARGETS:
+        report = json.loads((clone / "metrics" / "deploy" / f"{target}.json").read_text())
+        assert report["runtime_frames_agreeing"] == report["frames"] == 12, report
+        assert report["runtime_frames_disagreeing"] == [] and report["runtime_boxes"] > 12
+        assert report["runtime_box_max_abs_diff"] <= 1e-3 and abs(report["runtime_mAP_delta"]) <= 0.1
+        assert report["runtime_mAP"] == pytest.approx(report["mAP"], abs=0.1)
+        steps = report["runtime_latency_ms"]
+        assert set(steps) == {"voxelize", "network", "decode", "total"} and all(ms > 0 for ms in steps.values())
+        assert report["runtime_latency_ratio"] == pytest.approx(steps["total"] / report["latency_ms"], abs=1e-3)
+
+
+def test_runtime_matches_mmdeploy_on_real_kitti_frames(clone: Path, kitti_real: Path, tmp_path: Path) -> None:
+    """The trained deployed models on the six real KITTI frames: the runtime CLI's JSON against
+    mmdeploy's backend model on the same files; label_2 files and BEV pictures written."""
+    from mmdeploy.apis.utils import build_task_processor
+    from mmdeploy.utils import load_config
+
+    from mmloop_runtime import Detections
+    from stages.common.deployed_eval import as_detections, detection_agreement
+
+    clouds = sorted((kitti_real / "training" / "velodyne").glob("*.bin"))
+    for target in DEPLOY_TARGETS:
+        folder = clone / "deploy" / target
+        out = tmp_path / target
+        sh([sys.executable, "-m", "mmloop_runtime", "predict", "--model", str(folder),
+            str(kitti_real / "training" / "velodyne"), "--out", str(out), "--render"], clone)
+        deploy_cfg, model_cfg = load_config(str(folder / "deploy.py"), str(folder / "model.py"))
+        processor = build_task_processor(model_cfg, deploy_cfg, "cpu")
+        backend = processor.build_backend_model([str(folder / "end2end.onnx")])
+        expected, got = [], []
+        for cloud in clouds:
+            expected.append(as_detections(backend.test_step(processor.create_input(str(cloud))[0])[0].pred_instances_3d))
+            report = json.loads((out / f"{cloud.stem}.json").read_text())["detections"]
+            got.append(Detections(np.array([d["box"] for d in report], np.float32).reshape(-1, 7),
+                                  np.array([d["score"] for d in report], np.float32),
+                                  np.array([model_cfg.class_names.index(d["label"]) for d in report])))
+            assert (out / f"{cloud.stem}.txt").is_file() and (out / f"{cloud.stem}.png").is_file()
+        agreement = detection_agreement(expected, got, 1e-3)  # the JSON rounds to 1e-5
+        assert agreement["frames_agreeing"] == 6 and agreement["boxes"] > 0, (target, agreement)
+
+
+def test_evaluate_draws_bev_pictures_as_dvc_plots(clone: Path, tmp_path: Path) -> None:
+    pictures = sorted((clone / "metrics" / "bev").glob("*.png"))
+    assert [p.name for p in pictures] == ["000000.png", "000001.png", "000002.png", "000003.png"]  # evaluate.bev_frames
+    out = sh([sys.executable, "-m", "dvc", "plots", "show", "--json", "-o", str(tmp_path / "plots")], clone)
+    shown = json.loads(out[out.index("{"):])["data"]
+    for picture in pictures:
+        assert shown[f"metrics/bev/{picture.name}"][0]["type"] == "image"
+
+
 def test_exp_show_has_the_deploy_columns(clone: Path) -> None:
     shown = json.loads(run_in(clone, [sys.executable, "-m", "dvc", "exp", "show", "--json"]).stdout)
     workspace = next(row for row in shown if row["rev"] == "workspace")
     metrics = workspace["data"]["metrics"]
     for target in DEPLOY_TARGETS:
         columns = metrics[f"metrics/deploy/{target}.json"]["data"]
-        assert {"mAP", "mAP_delta", "latency_ratio"} <= set(columns)
+        assert {"mAP", "mAP_delta", "latency_ratio", "runtime_mAP_delta", "runtime_latency_ratio"} <= set(columns)
 
 
 def test_tensorrt_target_on_a_cpu_host_fails_alone_and_loses_nothing(clone: Path) -> None:

@@ -1,5 +1,7 @@
 """A deployed model against the PyTorch model it came from: the same frames and voxels, the same
-KittiMetric, head-output parity and per-frame latency, measured in one process.
+KittiMetric, head-output parity and per-frame latency, measured in one process. And the torch-free
+runtime (mmloop_runtime) against mmdeploy's backend model on the same deployed file: the same
+boxes after NMS, the same KittiMetric, and its latency per step.
 
 mmengine's Runner.test() times data loading with the model and cannot feed two models the same
 voxels, so the loops are ours (a few lines), built from mmengine's dataloader and Evaluator.
@@ -21,9 +23,11 @@ from stages.common.kitti_metric import kitti_summary
 
 @dataclass
 class Side:
-    """What one model did on the split: KittiMetric's results and per-frame seconds."""
+    """What one model did on the split: KittiMetric's results and per-frame seconds (and, for the
+    runtime, milliseconds per step of each frame)."""
     metrics: dict[str, float] = field(default_factory=dict)
     seconds: list[float] = field(default_factory=list)
+    steps: list[dict[str, float]] = field(default_factory=list)
 
     def median_ms(self) -> float:
         return round(1000 * statistics.median(self.seconds), 3)
@@ -35,6 +39,8 @@ class Comparison:
     pytorch: Side
     deployed: Side
     max_abs_diff: dict[str, float]
+    runtime: Side | None = None
+    agreement: dict[str, Any] | None = None
 
 
 def pytorch_model(model_cfg: Any, checkpoint: Path | None, device: str) -> Any:
@@ -96,8 +102,10 @@ def timed_test_step(model: Any, data: dict[str, Any], device: str) -> tuple[list
     return outputs, time.perf_counter() - start
 
 
-def timed_pass(model: Any, loader: Any, evaluator: Any | None, device: str, warmup: int) -> list[float]:
-    """One model over every frame: per-frame seconds, and the results into `evaluator` if given."""
+def timed_pass(model: Any, loader: Any, evaluator: Any | None, device: str, warmup: int,
+               detections: list[Any] | None = None) -> list[float]:
+    """One model over every frame: per-frame seconds, and the results into `evaluator` (and as
+    numpy `detections`) if given."""
     seconds: list[float] = []
     for index, data in enumerate(loader):
         for _ in range(warmup if index == 0 else 0):
@@ -106,7 +114,75 @@ def timed_pass(model: Any, loader: Any, evaluator: Any | None, device: str, warm
         seconds.append(elapsed)
         if evaluator is not None:
             evaluator.process(data_samples=outputs, data_batch=data)
+        if detections is not None:
+            detections.append(as_detections(outputs[0].pred_instances_3d))
     return seconds
+
+
+def as_detections(pred: Any) -> Any:
+    """mmdet3d's pred_instances_3d as the runtime's numpy Detections."""
+    from mmloop_runtime import Detections
+
+    return Detections(pred.bboxes_3d.tensor.cpu().numpy(), pred.scores_3d.cpu().numpy(),
+                      pred.labels_3d.cpu().numpy())
+
+
+def metric_sample(data: dict[str, Any], detections: Any) -> dict[str, Any]:
+    """The runtime's detections as the data sample KittiMetric.process reads."""
+    import torch
+    from mmdet3d.structures import LiDARInstance3DBoxes
+
+    boxes, scores, labels = (torch.from_numpy(array) for array in detections)
+    return {"pred_instances_3d": {"bboxes_3d": LiDARInstance3DBoxes(boxes), "scores_3d": scores, "labels_3d": labels},
+            "pred_instances": {}, "sample_idx": data["data_samples"][0].sample_idx}
+
+
+def runtime_pass(detector: Any, loader: Any, evaluator: Any | None, warmup: int,
+                 detections: list[Any] | None = None) -> tuple[list[float], list[dict[str, float]]]:
+    """The runtime over every frame, from the raw cloud file (it filters and voxelizes itself):
+    per-frame seconds of `predict` (reading the file excluded, as the loader's is for mmdeploy)
+    and its per-step milliseconds."""
+    from mmloop_runtime.kitti import read_cloud
+
+    seconds: list[float] = []
+    steps: list[dict[str, float]] = []
+    features = detector.manifest.voxelizer.point_features
+    for index, data in enumerate(loader):
+        points = read_cloud(Path(data["data_samples"][0].lidar_path), features)
+        for _ in range(warmup if index == 0 else 0):
+            detector.predict(points)
+        start = time.perf_counter()
+        found = detector.predict(points)
+        seconds.append(time.perf_counter() - start)
+        steps.append(dict(detector.timings))
+        if evaluator is not None:
+            evaluator.process(data_samples=[metric_sample(data, found)], data_batch=data)
+        if detections is not None:
+            detections.append(found)
+    return seconds, steps
+
+
+def detection_agreement(expected: list[Any], got: list[Any], box_tolerance: float) -> dict[str, Any]:
+    """Frame by frame: the same number of boxes with the same labels, and how far boxes and scores
+    differ (boxes paired in (label, score) order). A frame agrees when its boxes are within
+    `box_tolerance`."""
+    agreeing, box_diff, score_diff, mismatched = 0, 0.0, 0.0, []
+    for index, (ours, theirs) in enumerate(zip(expected, got)):
+        order_ours = np.lexsort((-ours.scores, ours.labels))
+        order_theirs = np.lexsort((-theirs.scores, theirs.labels))
+        if len(ours.labels) != len(theirs.labels) or not np.array_equal(ours.labels[order_ours],
+                                                                           theirs.labels[order_theirs]):
+            mismatched.append(index)
+            continue
+        frame_box = float(np.abs(ours.boxes[order_ours] - theirs.boxes[order_theirs]).max(initial=0.0))
+        frame_score = float(np.abs(ours.scores[order_ours] - theirs.scores[order_theirs]).max(initial=0.0))
+        box_diff, score_diff = max(box_diff, frame_box), max(score_diff, frame_score)
+        agreeing += frame_box <= box_tolerance
+        if frame_box > box_tolerance:
+            mismatched.append(index)
+    return {"frames_agreeing": agreeing, "frames_disagreeing": mismatched,
+            "boxes": int(sum(len(item.labels) for item in expected)),
+            "box_max_abs_diff": box_diff, "score_max_abs_diff": score_diff}
 
 
 def head_differences(reference: Any, deployed: Any, loader: Any) -> dict[str, float]:
@@ -123,9 +199,11 @@ def head_differences(reference: Any, deployed: Any, loader: Any) -> dict[str, fl
 
 
 def compare_on_split(reference: Any, deployed: Any, model_cfg: Any, info_file: Path, device: str,
-                     warmup: int, rounds: int, progress: bool = True) -> Comparison:
-    """`rounds` x (PyTorch over the split, then the deployed model), then both on the same voxels
-    for parity. KittiMetric scores the first round; latency is the median over all rounds.
+                     warmup: int, rounds: int, runtime: Any | None = None, box_tolerance: float = 1e-3,
+                     progress: bool = True) -> Comparison:
+    """`rounds` x (PyTorch over the split, then the deployed model, then the runtime on the same
+    deployed file if given), then PyTorch and the deployed model on the same voxels for parity.
+    KittiMetric scores the first round; latency is the median over all rounds.
 
     Timed passes never interleave the two: ONNX Runtime's and PyTorch's worker threads keep
     spinning for a while after each run, and interleaved they slowed each other down (PyTorch
@@ -139,6 +217,9 @@ def compare_on_split(reference: Any, deployed: Any, model_cfg: Any, info_file: P
     frames = len(loader.dataset)
     sides = {"pytorch": Side(), "deployed": Side()}
     models = {"pytorch": reference, "deployed": deployed}
+    if runtime is not None:
+        sides["runtime"], models["runtime"] = Side(), runtime
+    detections: dict[str, list[Any]] = {"deployed": [], "runtime": []}
     with torch.no_grad():
         for round_ in range(rounds):
             for label, model in models.items():
@@ -146,7 +227,12 @@ def compare_on_split(reference: Any, deployed: Any, model_cfg: Any, info_file: P
                 if round_ == 0:
                     evaluator = Evaluator(model_cfg.test_evaluator)
                     evaluator.dataset_meta = loader.dataset.metainfo
-                seconds = timed_pass(model, loader, evaluator, device, warmup)
+                found = detections.get(label) if round_ == 0 else None
+                if label == "runtime":
+                    seconds, steps = runtime_pass(model, loader, evaluator, warmup, found)
+                    sides[label].steps += steps
+                else:
+                    seconds = timed_pass(model, loader, evaluator, device, warmup, found)
                 sides[label].seconds += seconds
                 if evaluator is not None:
                     sides[label].metrics = evaluator.evaluate(frames)
@@ -154,7 +240,10 @@ def compare_on_split(reference: Any, deployed: Any, model_cfg: Any, info_file: P
                     print(f"  round {round_ + 1}/{rounds}, {label}: median {1000 * statistics.median(seconds):.1f} ms "
                           f"per frame over {frames} frames", flush=True)
         max_abs_diff = head_differences(reference, deployed, loader)
-    return Comparison(frames, sides["pytorch"], sides["deployed"], max_abs_diff)
+    agreement = None
+    if runtime is not None:
+        agreement = detection_agreement(detections["deployed"], detections["runtime"], box_tolerance)
+    return Comparison(frames, sides["pytorch"], sides["deployed"], max_abs_diff, sides.get("runtime"), agreement)
 
 
 def comparison_report(comparison: Comparison, classes: list[str]) -> dict[str, Any]:
@@ -176,4 +265,28 @@ def comparison_report(comparison: Comparison, classes: list[str]) -> dict[str, A
         "latency_ms_pytorch": pytorch_ms,
         "latency_ratio": round(deployed_ms / pytorch_ms, 4),
         "ap_3d_moderate": {name: deployed[name]["3d"]["moderate"] for name in classes},
+        **(runtime_report(comparison, deployed, deployed_ms, classes) if comparison.runtime else {}),
+    }
+
+
+def runtime_report(comparison: Comparison, deployed: dict[str, Any], deployed_ms: float,
+                   classes: list[str]) -> dict[str, Any]:
+    """The runtime beside mmdeploy's backend model on the same file: mAP, box agreement and the
+    median milliseconds per step (the total is the median of whole frames, not a sum of medians)."""
+    runtime = comparison.runtime
+    summary = kitti_summary(runtime.metrics, classes)
+    total_ms = runtime.median_ms()
+    steps = {step: round(statistics.median(frame[step] for frame in runtime.steps), 3)
+             for step in runtime.steps[0]}
+    agreement = comparison.agreement
+    return {
+        "runtime_mAP": summary["mAP_3d_moderate"],
+        "runtime_mAP_delta": round(summary["mAP_3d_moderate"] - deployed["mAP_3d_moderate"], 4),
+        "runtime_frames_agreeing": agreement["frames_agreeing"],
+        "runtime_frames_disagreeing": agreement["frames_disagreeing"],
+        "runtime_boxes": agreement["boxes"],
+        "runtime_box_max_abs_diff": agreement["box_max_abs_diff"],
+        "runtime_score_max_abs_diff": agreement["score_max_abs_diff"],
+        "runtime_latency_ms": {**steps, "total": total_ms},
+        "runtime_latency_ratio": round(total_ms / deployed_ms, 4),
     }

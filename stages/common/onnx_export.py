@@ -48,3 +48,20 @@ def export_onnx(frame: Path, out_dir: Path, deploy_cfg: Any, model_cfg: Any, che
     with torchscript_onnx_exporter():
         torch2onnx(str(frame), str(out_dir), save_file, deploy_cfg, model_cfg, str(checkpoint), "cpu")
     return out_dir / save_file
+
+
+def export_model_folder(frame: Path, folder: Path, deploy_cfg: Any, model_cfg: Any, checkpoint: Path) -> Path:
+    """A deployed-model folder: end2end.onnx, deploy.py, model.py and, when mmloop_runtime can run
+    the model, its manifest.json. Returns the ONNX file."""
+    from mmloop_runtime.manifest import MANIFEST
+
+    from stages.common.deploy_target import DEPLOY_CFG, MODEL_CFG
+    from stages.common.runtime_manifest import runtime_manifest, unsupported
+    from stages.common.stage import write_json
+
+    onnx_file = export_onnx(frame, folder, deploy_cfg, model_cfg, checkpoint)
+    deploy_cfg.dump(str(folder / DEPLOY_CFG))
+    model_cfg.dump(str(folder / MODEL_CFG))
+    if unsupported(model_cfg) is None:
+        write_json(folder / MANIFEST, runtime_manifest(model_cfg))
+    return onnx_file
