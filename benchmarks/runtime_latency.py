@@ -3,7 +3,9 @@
 Both run the same ONNX file with ONNX Runtime on the same frames; what differs is around the
 graph: voxelization (numpy vs mmcv's op) and decoding (numpy vs mmdet3d's predict_by_feat, which
 mmdeploy's postprocess calls after rebuilding the head). Per step medians for each, then the
-ratio of whole frames (runtime / mmdeploy). Goal: <= 0.8.
+ratio of whole frames (runtime / mmdeploy). Goal: <= 0.8. It also times mmdeploy's ONNX Runtime
+call alone, on voxels made beforehand: next to the frame's PyTorch steps the same call is slower
+on a 2-core CPU, as PyTorch's worker threads keep spinning after each op.
 
     .venv/bin/python benchmarks/runtime_latency.py [--split val] [--rounds 3] [--full-size]
 
@@ -29,6 +31,9 @@ GOAL = 0.8
 STEPS = ("voxelize", "network", "decode")
 
 
+INPUTS = ("voxels", "num_points", "coors")
+
+
 def mmdeploy_frame(backend: Any, data: dict[str, Any]) -> dict[str, float]:
     """mmdeploy's backend model on one frame, step by step (what its test_step runs)."""
     from mmdeploy.codebase.mmdet3d.deploy.voxel_detection_model import VoxelDetectionModel
@@ -37,12 +42,18 @@ def mmdeploy_frame(backend: Any, data: dict[str, Any]) -> dict[str, float]:
     batch = backend.data_preprocessor(data, False)
     voxelized = time.perf_counter()
     voxels = batch["inputs"]["voxels"]
-    outputs = backend.wrapper({name: voxels[name] for name in ("voxels", "num_points", "coors")})
+    outputs = backend.wrapper({name: voxels[name] for name in INPUTS})
     ran = time.perf_counter()
     levels = {key: [outputs[f"{key}0"]] for key in ("cls_score", "bbox_pred", "dir_cls_pred")}
     VoxelDetectionModel.postprocess(backend.model_cfg, backend.deploy_cfg, levels, batch["data_samples"])
     done = time.perf_counter()
     return {"voxelize": 1000 * (voxelized - start), "network": 1000 * (ran - voxelized), "decode": 1000 * (done - ran)}
+
+
+def network_alone(backend: Any, voxels: dict[str, Any]) -> dict[str, float]:
+    start = time.perf_counter()
+    backend.wrapper(voxels)
+    return {"network": 1000 * (time.perf_counter() - start)}
 
 
 def runtime_frame(detector: Any, points: Any) -> dict[str, float]:
@@ -51,13 +62,15 @@ def runtime_frame(detector: Any, points: Any) -> dict[str, float]:
 
 
 def medians(frames: list[dict[str, float]]) -> dict[str, float]:
-    steps = {step: statistics.median(frame[step] for frame in frames) for step in STEPS}
-    steps["total"] = statistics.median(sum(frame[step] for step in STEPS) for frame in frames)
+    steps = {step: statistics.median(frame[step] for frame in frames) for step in frames[0]}
+    steps["total"] = statistics.median(sum(frame.values()) for frame in frames)
     return steps
 
 
-def measure(folder: Path, info_file: Path, rounds: int, warmup: int) -> tuple[dict[str, float], dict[str, float]]:
-    """(mmdeploy, runtime) median milliseconds per step over `rounds` passes each, never interleaved."""
+def measure(folder: Path, info_file: Path, rounds: int,
+            warmup: int) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """(mmdeploy, runtime, mmdeploy's network alone) median milliseconds per step over `rounds`
+    passes each, never interleaved."""
     import torch
     from mmdeploy.apis.utils import build_task_processor
     from mmdeploy.utils import load_config
@@ -71,8 +84,10 @@ def measure(folder: Path, info_file: Path, rounds: int, warmup: int) -> tuple[di
     detector = Detector(folder)
     frames = list(split_loader(model_cfg, info_file))
     clouds = [read_cloud(Path(data["data_samples"][0].lidar_path)) for data in frames]
-    timed: dict[str, list[dict[str, float]]] = {"mmdeploy": [], "runtime": []}
+    timed: dict[str, list[dict[str, float]]] = {"mmdeploy": [], "runtime": [], "alone": []}
     with torch.no_grad():
+        voxels = [backend.data_preprocessor(data, False)["inputs"]["voxels"] for data in frames]
+        voxels = [{name: frame[name] for name in INPUTS} for frame in voxels]
         for _ in range(rounds):
             for _ in range(warmup):
                 mmdeploy_frame(backend, frames[0])
@@ -80,7 +95,10 @@ def measure(folder: Path, info_file: Path, rounds: int, warmup: int) -> tuple[di
             for _ in range(warmup):
                 runtime_frame(detector, clouds[0])
             timed["runtime"] += [runtime_frame(detector, points) for points in clouds]
-    return medians(timed["mmdeploy"]), medians(timed["runtime"])
+            for _ in range(warmup):
+                network_alone(backend, voxels[0])
+            timed["alone"] += [network_alone(backend, frame) for frame in voxels]
+    return medians(timed["mmdeploy"]), medians(timed["runtime"]), medians(timed["alone"])
 
 
 def full_size_folder(scratch: Path) -> Path:
@@ -105,11 +123,12 @@ def full_size_folder(scratch: Path) -> Path:
     return scratch
 
 
-def report(name: str, mmdeploy: dict[str, float], runtime: dict[str, float]) -> None:
+def report(name: str, mmdeploy: dict[str, float], runtime: dict[str, float], alone: dict[str, float]) -> None:
     ratio = runtime["total"] / mmdeploy["total"]
     print(f"{name}: runtime / mmdeploy = {ratio:.3f} (goal <= {GOAL})")
     for step in (*STEPS, "total"):
         print(f"  {step:<9} runtime {runtime[step]:7.2f} ms   mmdeploy {mmdeploy[step]:7.2f} ms")
+    print(f"  (mmdeploy's ONNX Runtime call alone, on voxels made beforehand: {alone['network']:.2f} ms)")
 
 
 def main() -> None:

@@ -331,3 +331,15 @@ def test_import_does_not_pull_torch() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_grouped_nms_equals_one_mmcv_call_per_group() -> None:
+    """multiclass NMS runs every class in one call; each class must be suppressed as on its own."""
+    rng = np.random.default_rng(11)
+    boxes = clustered_boxes(rng, objects=12, per_object=15)
+    scores = distinct_scores(rng, len(boxes))
+    groups = rng.integers(0, 3, len(boxes))
+    keep = rt_nms.nms_rotated(boxes, scores, 0.01, groups=groups)
+    expected = [np.flatnonzero(groups == g)[mmcv_keep(boxes[groups == g], scores[groups == g], 0.01)]
+                for g in range(3)]
+    assert keep.tolist() == np.concatenate(expected).tolist()

@@ -96,33 +96,29 @@ def bev_for_nms(boxes: np.ndarray) -> np.ndarray:
     return np.stack([(x1 + x2) / np.float32(2), (y1 + y2) / np.float32(2), x2 - x1, y2 - y1, yaw], axis=1)
 
 
-def top_anchors(scores: np.ndarray, nms_pre: int) -> np.ndarray | None:
-    """Indices of the `nms_pre` anchors with the best class score, best first (None: keep all)."""
-    if nms_pre <= 0 or len(scores) <= nms_pre:
-        return None
-    best = scores.max(axis=1)
-    candidates = np.argpartition(-best, nms_pre - 1)[:nms_pre]
-    return candidates[np.argsort(-best[candidates], kind="stable")]
+def top_anchors(best_logits: np.ndarray, nms_pre: int) -> np.ndarray:
+    """Indices of the `nms_pre` anchors with the best class score, best first (all when fewer).
+
+    mmdet3d ranks sigmoid scores; the sigmoid is monotonic, so ranking logits picks the same
+    anchors without a sigmoid over the whole map."""
+    if nms_pre <= 0 or len(best_logits) <= nms_pre:
+        return np.arange(len(best_logits))
+    candidates = np.argpartition(-best_logits, nms_pre - 1)[:nms_pre]
+    return candidates[np.argsort(-best_logits[candidates], kind="stable")]
 
 
 def multiclass_nms(boxes: np.ndarray, scores: np.ndarray, directions: np.ndarray,
                    test: TestSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """box3d_multiclass_nms: per class, boxes over score_thr, rotated BEV NMS; then the best max_num."""
-    if not test.use_rotate_nms:
-        raise ValueError("manifest: test.use_rotate_nms is false; the runtime implements rotated BEV NMS only")
-    bev = bev_for_nms(boxes)
-    kept: list[np.ndarray] = []
-    labels: list[np.ndarray] = []
+    candidates, labels = [], []
     for label in range(scores.shape[1]):
-        candidates = np.flatnonzero(scores[:, label] > np.float32(test.score_thr))
-        if len(candidates) == 0:
-            continue
-        keep = candidates[nms_rotated(bev[candidates], scores[candidates, label], test.nms_thr)]
-        kept.append(keep)
-        labels.append(np.full(len(keep), label, np.int64))
-    if not kept:
-        return np.zeros((0, 7), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    index, label = np.concatenate(kept), np.concatenate(labels)
+        over = np.flatnonzero(scores[:, label] > np.float32(test.score_thr))
+        candidates.append(over)
+        labels.append(np.full(len(over), label, np.int64))
+    index, label = np.concatenate(candidates), np.concatenate(labels)
+    # One NMS call for every class (each class suppressed on its own), class by class as mmdet3d.
+    keep = nms_rotated(bev_for_nms(boxes[index]), scores[index, label], test.nms_thr, groups=label)
+    index, label = index[keep], label[keep]
     score = scores[index, label]
     if len(index) > test.max_num:
         best = np.argsort(-score, kind="stable")[:test.max_num]
@@ -130,24 +126,32 @@ def multiclass_nms(boxes: np.ndarray, scores: np.ndarray, directions: np.ndarray
     return boxes[index], score, label, directions[index]
 
 
+def head_rows(head_map: np.ndarray, anchors_per_cell: int, rows: np.ndarray) -> np.ndarray:
+    """Rows of mmdet3d's (H * W * anchors, values) view of a (1, anchors * values, H, W) map, without
+    transposing the whole map: row r is cell r // anchors, anchor r % anchors."""
+    _, channels, height, width = head_map.shape
+    per_anchor = head_map[0].reshape(anchors_per_cell, channels // anchors_per_cell, height * width)
+    return per_anchor[rows % anchors_per_cell, :, rows // anchors_per_cell]
+
+
 def predict(maps: dict[str, np.ndarray], outputs: tuple[str, ...], anchors: Anchors, head: Head,
             test: TestSettings) -> Detections:
     """The graph's (cls_score, bbox_pred, dir_cls_pred) maps of one frame as detections."""
-    cls_map, box_map, dir_map = (maps[name][0] for name in outputs)
+    if not test.use_rotate_nms:
+        raise ValueError("manifest: test.use_rotate_nms is false; the runtime implements rotated BEV NMS only")
+    cls_map, box_map, dir_map = (maps[name] for name in outputs)
     feature_hw = (int(cls_map.shape[-2]), int(cls_map.shape[-1]))
     priors = anchor_grid(anchors, feature_hw)
-    logits = cls_map.transpose(1, 2, 0).reshape(-1, head.num_classes)
-    scores = sigmoid(logits)  # manifest.check: sigmoid heads only (all of mmdet3d's LiDAR configs)
-    deltas = box_map.transpose(1, 2, 0).reshape(-1, head.box_code_size)
-    directions = dir_map.transpose(1, 2, 0).reshape(-1, 2).argmax(axis=1)
-    top = top_anchors(scores, test.nms_pre)
-    if top is not None:
-        priors, deltas, scores, directions = priors[top], deltas[top], scores[top], directions[top]
-    boxes = decode_boxes(priors, deltas)
+    per_cell = len(priors) // (feature_hw[0] * feature_hw[1])
+    logits = cls_map[0].reshape(per_cell, head.num_classes, -1)
+    best_logits = logits.max(axis=1).T.reshape(-1)  # (H * W * anchors,), mmdet3d's row order
+    top = top_anchors(best_logits, test.nms_pre)
+    scores = sigmoid(head_rows(cls_map, per_cell, top))
+    deltas = head_rows(box_map, per_cell, top)
+    directions = head_rows(dir_map, per_cell, top).argmax(axis=1)
+    boxes = decode_boxes(priors[top], deltas)
     boxes, scores, labels, directions = multiclass_nms(boxes, scores, directions, test)
     if len(boxes):
-        boxes = boxes.copy()
         turned = limit_period(boxes[:, 6] - np.float32(head.dir_offset), head.dir_limit_offset, np.pi)
         boxes[:, 6] = turned + np.float32(head.dir_offset) + np.float32(np.pi) * directions.astype(np.float32)
     return Detections(boxes.astype(np.float32), scores.astype(np.float32), labels)
-

@@ -347,12 +347,16 @@ def rotated_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- NMS
 
-def nms_rotated(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+def nms_rotated(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
+                groups: np.ndarray | None = None) -> np.ndarray:
     """Indices (int64) of the boxes rotated NMS keeps, highest score first.
 
     Equals ``mmcv.ops.nms_rotated(dets, scores, iou_threshold)[1]`` on CPU:
     greedy in descending score order, dropping every box whose IoU with a
-    kept box is >= iou_threshold (both as float32).
+    kept box is >= iou_threshold (both as float32). With ``groups`` (a class
+    index per box), each group is suppressed on its own, as one call per
+    group would, but with one IoU pass for all of them; the result is group
+    by group (ascending), highest score first within each.
     """
     dets = _as_boxes(boxes, "boxes")
     score = np.asarray(scores).reshape(-1)
@@ -360,14 +364,16 @@ def nms_rotated(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> 
         raise ValueError(f"{dets.shape[0]} boxes but {score.shape[0]} scores")
     if dets.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
+    group = np.zeros(dets.shape[0], np.int64) if groups is None else np.asarray(groups).reshape(-1)
 
     # Stable: tied scores keep input order. torch's sort agrees up to 16
     # boxes; beyond that its order among ties is unspecified.
-    order = np.argsort(-score.astype(np.float64), kind="stable")
-    ranked = dets[order]
+    order = np.lexsort((-score.astype(np.float64), group))
+    ranked, ranked_group = dets[order], group[order]
     # mmcv only ever measures IoU(kept, later candidate), in that argument
     # order (float32 IoU is not exactly symmetric), so only i < j is needed.
-    rows, cols = np.nonzero(np.triu(_maybe_overlapping(ranked, ranked), k=1))
+    same_group = ranked_group[:, None] == ranked_group[None, :]
+    rows, cols = np.nonzero(np.triu(_maybe_overlapping(ranked, ranked) & same_group, k=1))
     hit = _iou_at(ranked, ranked, rows, cols) >= _F32(iou_threshold)
 
     n = ranked.shape[0]
