@@ -94,6 +94,15 @@ def build_tensorrt(trt: ModuleType, target: Target, out: Path, reference: Any, m
     return {"build_env": environment}
 
 
+def runtime_tolerance(tolerance: Any) -> tuple[float, float]:
+    """(max mAP delta, max box value difference) between the runtime and mmdeploy's backend model."""
+    if not isinstance(tolerance, dict) or not all(isinstance(tolerance.get(key), (int, float))
+                                                  for key in ("map_delta", "box_abs_diff")):
+        raise StageError("params.yaml: deploy.runtime_tolerance needs map_delta and box_abs_diff numbers "
+                         "(e.g. {map_delta: 0.1, box_abs_diff: 1.0e-3})")
+    return float(tolerance["map_delta"]), float(tolerance["box_abs_diff"])
+
+
 def runtime_detector(target: Target, out: Path) -> Any | None:
     """mmloop_runtime's Detector on the built folder (None when the export wrote no manifest)."""
     from mmloop_runtime import Detector
@@ -104,22 +113,24 @@ def runtime_detector(target: Target, out: Path) -> Any | None:
               f"the runtime is not checked", flush=True)
         return None
     shutil.copyfile(ONNX_DIR / MANIFEST, out / MANIFEST)
-    return Detector(out)
+    try:
+        return Detector(out)
+    except RuntimeError as error:  # TensorRT targets: the runtime's own engine loader
+        raise StageError(f"deploy target {target.name}: mmloop_runtime cannot run the engine: {error}") from None
 
 
-def check_runtime(target: Target, report: dict[str, Any], tolerance: dict[str, Any]) -> None:
+def check_runtime(target: Target, report: dict[str, Any], map_delta: float, box_abs_diff: float) -> None:
     """The runtime gives the same boxes as mmdeploy's backend model, and the same mAP."""
     if "runtime_mAP" not in report:
         return
     disagreeing = report["runtime_frames_disagreeing"]
     if disagreeing:
         raise StageError(f"{target.metrics}: mmloop_runtime's boxes differ from mmdeploy's on {len(disagreeing)} of "
-                         f"{report['frames']} frames (up to {report['runtime_box_max_abs_diff']:.2e}, over "
-                         f"deploy.runtime_tolerance.box_abs_diff {tolerance['box_abs_diff']:g})")
-    if abs(report["runtime_mAP_delta"]) > float(tolerance["map_delta"]):
+                         f"{report['frames']} frames (split indices {disagreeing}: another box count or label, or a "
+                         f"box value off by more than deploy.runtime_tolerance.box_abs_diff {box_abs_diff:g})")
+    if abs(report["runtime_mAP_delta"]) > map_delta:
         raise StageError(f"{target.metrics}: mmloop_runtime's mAP differs from mmdeploy's by "
-                         f"{report['runtime_mAP_delta']:+.3f}, over deploy.runtime_tolerance.map_delta "
-                         f"{tolerance['map_delta']}")
+                         f"{report['runtime_mAP_delta']:+.3f}, over deploy.runtime_tolerance.map_delta {map_delta:g}")
 
 
 def backend_model(target: Target, out: Path, model_cfg: Any, deploy_cfg: Any, device: str) -> Any:
@@ -154,11 +165,17 @@ def main() -> None:
     target = parse_target(parser.parse_args().target)
     trt = None
     if target.backend == "tensorrt":
+        from mmloop_runtime.backends import cuda_runtime
         from stages.common.tensorrt_engine import require_tensorrt
 
         trt = require_tensorrt(target.name)  # at once: before any model is loaded or built
+        try:
+            cuda_runtime()  # the runtime's engine check needs device buffers without torch
+        except RuntimeError as error:
+            raise StageError(f"deploy target {target.name}: {error}") from None
     params = load_params("deploy")
     max_map_delta, max_abs_diff = check_tolerance(target, params["tolerance"])
+    runtime_map_delta, runtime_box_diff = runtime_tolerance(params.get("runtime_tolerance"))
     info_file = require_trained_model(load_params("evaluate")["split"])
     for path in (ONNX_MODEL, ONNX_DIR / MODEL_CFG):
         if not path.is_file():
@@ -195,8 +212,7 @@ def main() -> None:
         print(f"mmloop deploy@{target.name}: {info_file.name} through PyTorch ({device}), mmdeploy's backend model"
               f"{' and mmloop_runtime' if runtime else ''}, {params['latency_rounds']} timed rounds", flush=True)
         comparison = compare_on_split(reference, deployed, model_cfg, info_file, device, int(params["warmup"]),
-                                      int(params["latency_rounds"]), runtime,
-                                      float(params["runtime_tolerance"]["box_abs_diff"]))
+                                      int(params["latency_rounds"]), runtime, runtime_box_diff)
     report = {"target": target.name, "device": device, **comparison_report(comparison, classes), **built}
     write_json(target.metrics, report)
     print(f"mmloop deploy@{target.name}: mAP {report['mAP']:.2f} (PyTorch {report['mAP_pytorch']:.2f}, "
@@ -215,7 +231,7 @@ def main() -> None:
     if max_abs_diff is not None and report["max_abs_diff"] > max_abs_diff:
         raise StageError(f"{target.metrics}: head outputs differ from PyTorch by up to {report['max_abs_diff']:.2e}, "
                          f"over deploy.tolerance.{target.precision}.max_abs_diff {max_abs_diff:g}")
-    check_runtime(target, report, params["runtime_tolerance"])
+    check_runtime(target, report, runtime_map_delta, runtime_box_diff)
 
 
 if __name__ == "__main__":

@@ -230,3 +230,35 @@ def test_unknown_target_fails_in_one_line(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         "mmloop deploy: error: params.yaml: deploy.targets has 'onnxruntime-fp16'; use some of "
         "onnxruntime-fp32, onnxruntime-int8, tensorrt-fp32, tensorrt-fp16, tensorrt-int8"]
+
+
+def test_detection_agreement_and_the_runtime_gate() -> None:
+    from mmloop_runtime import Detections
+    from stages.common.deployed_eval import detection_agreement
+    from stages.deploy import check_runtime, runtime_tolerance
+
+    def frame(boxes: list[list[float]], scores: list[float], labels: list[int]) -> Detections:
+        return Detections(np.array(boxes, np.float32).reshape(-1, 7), np.array(scores, np.float32), np.array(labels))
+
+    box = [10.0, 2.0, -1.0, 4.0, 1.6, 1.5, 0.3]
+    other = [20.0, -2.0, -1.0, 0.8, 0.6, 1.7, 1.2]
+    mmdeploy = [frame([box, other], [0.9, 0.5], [2, 0]), frame([box], [0.9], [2]), frame([], [], []),
+                frame([box], [0.7], [2])]
+    shifted = [v + (5e-4 if i == 0 else 0) for i, v in enumerate(box)]
+    runtime = [frame([other, shifted], [0.5, 0.9], [0, 2]),  # other order, within 1e-3: agrees
+               frame([box], [0.9], [1]),                     # another label
+               frame([], [], []),                            # nothing found by either: agrees
+               frame([[v + 0.01 for v in box]], [0.7], [2])]  # a box 1 cm off
+    agreement = detection_agreement(mmdeploy, runtime, 1e-3)
+    assert agreement["frames_agreeing"] == 2 and agreement["frames_disagreeing"] == [1, 3]
+    assert agreement["boxes"] == 4 and agreement["box_max_abs_diff"] == pytest.approx(0.01, abs=1e-6)
+    target = parse_target("onnxruntime-int8")
+    report = {"frames": 4, "runtime_mAP": 30.0, "runtime_mAP_delta": 0.0, "runtime_frames_disagreeing": [1, 3]}
+    with pytest.raises(StageError, match=r"boxes differ from mmdeploy's on 2 of 4 frames \(split indices \[1, 3\]"):
+        check_runtime(target, report, 0.1, 1e-3)
+    report["runtime_frames_disagreeing"], report["runtime_mAP_delta"] = [], -0.2
+    with pytest.raises(StageError, match=r"mAP differs from mmdeploy's by -0.200, over deploy.runtime_tolerance"):
+        check_runtime(target, report, 0.1, 1e-3)
+    assert runtime_tolerance({"map_delta": 0.1, "box_abs_diff": 1e-3}) == (0.1, 1e-3)
+    with pytest.raises(StageError, match=r"deploy.runtime_tolerance needs map_delta and box_abs_diff"):
+        runtime_tolerance(None)

@@ -310,9 +310,11 @@ def test_runtime_installs_and_runs_on_its_own(random_model: Path, kitti_real: Pa
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
+    package = tmp_path / "runtime"  # a copy: pip builds in the source folder (build/, egg-info)
+    shutil.copytree(REPO / "runtime", package, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     constraints = REPO / "constraints.txt"  # the same numpy and onnxruntime as the project
-    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-c", str(constraints),
-                              str(REPO / "runtime")], capture_output=True, text=True, timeout=900)
+    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-c", str(constraints), str(package)],
+                             capture_output=True, text=True, timeout=900)
     assert install.returncode == 0, install.stderr[-2000:]
     frozen = subprocess.run([str(python), "-m", "pip", "freeze"], capture_output=True, text=True).stdout.lower()
     assert "onnxruntime==" in frozen and not any(f"{name}==" in frozen for name in ("torch", "mmcv", "mmdet3d"))

@@ -44,7 +44,7 @@ def _numpy_type(onnx_type: str) -> type:
             "tensor(float16)": np.float16}[onnx_type]
 
 
-def _cuda_runtime() -> Any:
+def cuda_runtime() -> Any:
     """CUDA's runtime API from cuda-python (12.x names it cuda.bindings.runtime, older cuda.cudart)."""
     try:
         from cuda.bindings import runtime as cudart
@@ -81,7 +81,7 @@ class TensorRTNetwork:
                                f"pip install 'mmloop-runtime[tensorrt]' on a host with an NVIDIA GPU") from None
         if int(trt.__version__.split(".")[0]) < 10:
             raise RuntimeError(f"{path}: TensorRT {trt.__version__} found; the runtime uses TensorRT >= 10's tensor API")
-        self.cudart = _cuda_runtime()
+        self.cudart = cuda_runtime()
         count = _checked(self.cudart.cudaGetDeviceCount(), "cudaGetDeviceCount")
         if count < 1:
             raise RuntimeError(f"{path}: no CUDA GPU visible; a TensorRT engine runs only on the GPU it was built for")

@@ -100,6 +100,14 @@ def detections_json(frame: str, detector: Any, boxes: np.ndarray, scores: np.nda
     }
 
 
+def json_text(report: dict[str, Any]) -> str:
+    """The report as JSON with one line per detection: readable, and diffable frame to frame."""
+    head = {key: value for key, value in report.items() if key != "detections"}
+    lines = [f' "{key}": {json.dumps(value)},' for key, value in head.items()]
+    detections = [f"  {json.dumps(detection)}" for detection in report["detections"]]
+    return "{\n" + "\n".join(lines) + '\n "detections": [\n' + ",\n".join(detections) + "\n ]\n}\n"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m mmloop_runtime", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -157,8 +165,7 @@ def predict_command(args: argparse.Namespace) -> int:
         boxes, scores, labels = detector.predict(points)
         elapsed = 1000 * (time.perf_counter() - start)
         if "json" in formats:
-            (args.out / f"{frame}.json").write_text(json.dumps(detections_json(frame, detector, boxes, scores, labels),
-                                                               indent=1) + "\n")
+            (args.out / f"{frame}.json").write_text(json_text(detections_json(frame, detector, boxes, scores, labels)))
         if "kitti" in formats:
             calib_file = frame_file(calib_source, frame, ".txt")
             if calib_file is None:
