@@ -43,11 +43,12 @@ def bev_pictures(runner: Any, cfg: Any, classes: list[str], frames: int, out: Pa
                 break
             sample = runner.model.test_step(data)[0]
             pred, truth = sample.pred_instances_3d, sample.eval_ann_info
+            scored = truth["gt_labels_3d"] >= 0  # -1: DontCare and classes the model does not detect
             image = render_bev(
                 data["inputs"]["points"][0].numpy(), point_cloud_range, classes,
                 boxes=pred.bboxes_3d.tensor.cpu().numpy(), scores=pred.scores_3d.cpu().numpy(),
                 labels=pred.labels_3d.cpu().numpy(),
-                gt_boxes=truth["gt_bboxes_3d"].tensor.numpy(), gt_labels=truth["gt_labels_3d"],
+                gt_boxes=truth["gt_bboxes_3d"].tensor.numpy()[scored], gt_labels=truth["gt_labels_3d"][scored],
                 title=f"{sample.sample_idx:06d}  {MODEL} (white: ground truth)", pixels_per_metre=10)
             save_bev(image, out / f"{sample.sample_idx:06d}.png")
             drawn += 1
