@@ -8,7 +8,6 @@ overlapping candidates to sort out.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -27,12 +26,7 @@ FULL_CONFIG = "configs/models/pointpillars_kitti-3class.py"
 def model_config(name: str) -> Any:
     from stages.common.model_config import load_config
 
-    cwd = os.getcwd()
-    os.chdir(REPO)
-    try:
-        return load_config(name)
-    finally:
-        os.chdir(cwd)
+    return load_config(str(REPO / name))
 
 
 def fixture_clouds(kitti_real: Path) -> list[Path]:

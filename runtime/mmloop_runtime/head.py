@@ -83,8 +83,11 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return np.float32(1) / (np.float32(1) + np.exp(-logits))
 
 
-def limit_period(value: np.ndarray, offset: float, period: float) -> np.ndarray:
-    return value - np.floor(value / np.float32(period) + np.float32(offset)) * np.float32(period)
+def limit_period(value: np.ndarray, offset: float = 0.5, period: float = np.pi) -> np.ndarray:
+    """mmdet3d's limit_period: wrap into [-offset * period, (1 - offset) * period), in the array's
+    own precision (float32 here, as mmdet3d's tensors; float64 for the KITTI writer)."""
+    kind = value.dtype.type
+    return value - np.floor(value / kind(period) + kind(offset)) * kind(period)
 
 
 def bev_for_nms(boxes: np.ndarray) -> np.ndarray:

@@ -13,6 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
+from mmloop_runtime.head import limit_period
+
 #: KittiMetric's default ``pcd_limit_range`` (x, y, z min then max, LiDAR frame): predictions whose
 #: bottom centre falls outside it are dropped from KITTI results.
 KITTI_PCD_LIMIT_RANGE: tuple[float, ...] = (0.0, -40.0, -3.0, 70.4, 40.0, 0.0)
@@ -106,11 +108,6 @@ def _extend_rect(rect: np.ndarray) -> np.ndarray:
     rect_4x4[3, 3] = 1.0
     rect_4x4[:3, :3] = rect
     return rect_4x4
-
-
-def limit_period(val: np.ndarray, offset: float = 0.5, period: float = math.pi) -> np.ndarray:
-    """mmdet3d's ``limit_period``: wrap into [-offset * period, (1 - offset) * period)."""
-    return val - np.floor(val / period + offset) * period
 
 
 def _as_boxes(boxes: np.ndarray | Sequence[Sequence[float]], what: str = "boxes") -> np.ndarray:
