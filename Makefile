@@ -1,6 +1,6 @@
 # mmloop: `make demo` runs the whole loop on the sample dataset, `make test` runs the test suite.
 # Both build .venv once (torch, mmcv built from source with CPU ops, open-mmlab, DVC) and reuse it:
-# the set-up reruns only when requirements*.txt or this Makefile change.
+# the set-up reruns only when requirements*.txt, constraints.txt, runtime/pyproject.toml or this Makefile change.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
@@ -24,7 +24,7 @@ ARTIFACTS := $(wildcard *.dvc)
 setup: $(STAMP)
 	@echo "mmloop setup: $(VENV) is ready ($$($(BIN)/python -c 'import torch, mmcv, mmdet3d; print(f"torch {torch.__version__}, mmcv {mmcv.__version__}, mmdet3d {mmdet3d.__version__}")'))"
 
-$(STAMP): requirements.txt requirements-build.txt constraints.txt Makefile
+$(STAMP): requirements.txt requirements-build.txt constraints.txt runtime/pyproject.toml Makefile
 	@echo "mmloop setup: [1/4] virtualenv $(VENV) with $$($(PYTHON) --version)"
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --upgrade 'pip>=24,<25'

@@ -320,3 +320,24 @@ def test_runtime_imports_without_torch_or_pillow() -> None:
         "bad = [m for m in ('mmcv', 'mmdet3d', 'mmengine') if m in sys.modules]; assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO / "runtime")
+
+
+@pytest.mark.fixtures
+def test_label_boxes_are_the_ground_truth_mmdet3d_reads(kitti_real: Path, tmp_path: Path) -> None:
+    """label_2 objects of the model's classes as camera boxes (DontCare and others left out), and in
+    the LiDAR frame as mmdet3d's KITTI converter + dataset put them (CameraInstance3DBoxes.convert_to)."""
+    import torch
+    from mmdet3d.structures import Box3DMode, CameraInstance3DBoxes
+
+    label_file = kitti_real / "training" / "label_2" / "000004.txt"
+    boxes, labels = kitti.read_label_boxes(label_file, ["Pedestrian", "Cyclist", "Car"])
+    assert labels.tolist() == [2, 2]  # two cars; five DontCare lines skipped
+    np.testing.assert_allclose(boxes[0], [-15.71, 2.16, 38.26, 4.01, 1.49, 1.76, 1.57])
+    calib = frame_calib(kitti_real, "000004")
+    theirs = CameraInstance3DBoxes(torch.from_numpy(boxes)).convert_to(
+        Box3DMode.LIDAR, np.linalg.inv(calib.lidar2cam)).tensor.numpy()
+    np.testing.assert_allclose(kitti.camera_to_lidar(boxes, calib), theirs, atol=1e-4, rtol=0)
+    short = tmp_path / "000004.txt"
+    short.write_text("Car 0.00 0 1.96 280.38 185.10\n")
+    with pytest.raises(ValueError, match=r"000004.txt:1: 6 fields, a KITTI label line has 15; fix the label file"):
+        kitti.read_label_boxes(short, ["Car"])

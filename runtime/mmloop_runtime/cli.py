@@ -3,7 +3,8 @@
     python -m mmloop_runtime predict --model deploy/onnxruntime-fp32 training/velodyne --out preds/
 
 Per frame it writes `<frame>.json` (boxes in the LiDAR frame) and, with a calibration, `<frame>.txt`
-in KITTI's label_2 result format (camera frame); `--render` adds a bird's-eye view `<frame>.png`.
+in KITTI's label_2 result format (camera frame); `--render` adds a bird's-eye view `<frame>.png`
+(with the ground truth too, when a KITTI label_2/ folder sits beside the clouds).
 Every cloud is checked before the first one is run, so a bad file fails at once.
 """
 from __future__ import annotations
@@ -86,6 +87,17 @@ def png_size(path: Path) -> tuple[int, int]:
     return height, width
 
 
+def ground_truth(label_file: Path | None, calib_file: Path | None,
+                 class_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+    """A frame's label_2 boxes in the LiDAR frame (with its calibration), to draw under the predictions."""
+    from mmloop_runtime.kitti import camera_to_lidar, read_calib, read_label_boxes
+
+    if label_file is None or calib_file is None:
+        return None
+    boxes, labels = read_label_boxes(label_file, class_names)
+    return camera_to_lidar(boxes, read_calib(calib_file)), labels
+
+
 def detections_json(frame: str, detector: Any, boxes: np.ndarray, scores: np.ndarray,
                     labels: np.ndarray) -> dict[str, Any]:
     return {
@@ -153,6 +165,7 @@ def predict_command(args: argparse.Namespace) -> int:
     if args.render:
         from mmloop_runtime.bev import render_bev, save_bev
     images = kitti_sibling(args.source, "image_2")
+    labels_source = kitti_sibling(args.source, "label_2")  # ground truth for the pictures, when there is some
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"mmloop_runtime: {len(clouds)} cloud(s) from {args.source} through {args.model} "
           f"({detector.network.name}); writing {', '.join(formats)}{' and BEV pictures' if args.render else ''} "
@@ -176,8 +189,11 @@ def predict_command(args: argparse.Namespace) -> int:
                                 png_size(image) if image else None)
             (args.out / f"{frame}.txt").write_text("".join(line + "\n" for line in lines))
         if args.render:
+            truth = ground_truth(frame_file(labels_source, frame, ".txt"), frame_file(calib_source, frame, ".txt"),
+                                 detector.class_names)
             picture = render_bev(points, detector.manifest.voxelizer.point_cloud_range, list(detector.class_names),
-                                 boxes=boxes, scores=scores, labels=labels, title=f"{frame}  {args.model}")
+                                 boxes=boxes, scores=scores, labels=labels, title=f"{frame}  {args.model}",
+                                 gt_boxes=truth[0] if truth else None, gt_labels=truth[1] if truth else None)
             save_bev(picture, args.out / f"{frame}.png")
         progress.step(f"{frame}: {len(boxes)} boxes, {elapsed:.1f} ms")
     return 0

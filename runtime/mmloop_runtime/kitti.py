@@ -150,6 +150,24 @@ def camera_to_lidar(boxes_cam: np.ndarray, calib: Calib) -> np.ndarray:
     return np.concatenate([xyz, sizes, yaw], axis=1)
 
 
+def read_label_boxes(path: str | Path, class_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Ground truth of a KITTI ``label_2/*.txt``: camera boxes (x, y, z bottom centre, l, h, w, ry)
+    and class indices, for the objects whose type is one of ``class_names`` (others, DontCare
+    among them, are left out, as mmdet3d leaves them out of its evaluation)."""
+    path = Path(path)
+    boxes, labels = [], []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields or fields[0] not in class_names:
+            continue
+        if len(fields) < 15:
+            raise ValueError(f"{path}:{number}: {len(fields)} fields, a KITTI label line has 15; fix the label file")
+        height, width, length, x, y, z, ry = (float(value) for value in fields[8:15])
+        boxes.append([x, y, z, length, height, width, ry])
+        labels.append(list(class_names).index(fields[0]))
+    return np.array(boxes, np.float64).reshape(-1, 7), np.array(labels, np.int64)
+
+
 def _rotate_about_z(corners: np.ndarray, yaw: np.ndarray) -> np.ndarray:
     cos, sin = np.cos(yaw)[:, None], np.sin(yaw)[:, None]
     x, y = corners[..., 0], corners[..., 1]
