@@ -241,20 +241,22 @@ def test_read_cloud_bad_files(tmp_path: Path) -> None:
     with pytest.raises(ValueError) as error:
         kitti.read_cloud(wrong)
     assert str(error.value) == (
-        f"{wrong}: 1234 bytes is not a whole number of 4-float points (16 bytes each); is it a KITTI velodyne .bin?"
+        f"{wrong}: 1234 bytes is not a whole number of 4-float points (16 bytes each); "
+        f"is it a KITTI velodyne .bin with 4 features?"
     )
     five = tmp_path / "cloud5.bin"
     five.write_bytes(b"\x00" * 32)  # two 4-float points, not whole 5-float ones
     with pytest.raises(ValueError) as error:
         kitti.read_cloud(five, features=5)
     assert str(error.value) == (
-        f"{five}: 32 bytes is not a whole number of 5-float points (20 bytes each); is it a KITTI velodyne .bin?"
+        f"{five}: 32 bytes is not a whole number of 5-float points (20 bytes each); "
+        f"is it a KITTI velodyne .bin with 5 features?"
     )
     empty = tmp_path / "empty.bin"
     empty.write_bytes(b"")
     with pytest.raises(ValueError) as error:
         kitti.read_cloud(empty)
-    assert str(error.value) == f"{empty}: empty cloud (0 points); re-copy the frame's velodyne .bin"
+    assert str(error.value) == f"{empty}: an empty cloud (0 bytes); remove it or re-export the frame"
     missing = tmp_path / "missing.bin"
     with pytest.raises(ValueError) as error:
         kitti.read_cloud(missing)

@@ -50,17 +50,6 @@ def clouds_in(source: Path) -> list[Path]:
     return [source]
 
 
-def check_cloud_file(path: Path, features: int) -> None:
-    """A wrong-size or empty .bin fails here, before any frame is run."""
-    size = path.stat().st_size
-    point_bytes = 4 * features
-    if size == 0:
-        raise ValueError(f"{path}: an empty cloud (0 bytes); remove it or re-export the frame")
-    if size % point_bytes:
-        raise ValueError(f"{path}: {size} bytes is not a whole number of {features}-float points "
-                         f"({point_bytes} bytes each); is it a KITTI velodyne .bin with {features} features?")
-
-
 def frame_file(folder: Path | None, frame: str, suffix: str) -> Path | None:
     """`folder/<frame><suffix>` if it exists, or the file itself when `folder` is one."""
     if folder is None:
@@ -151,7 +140,7 @@ def formats_for(requested: str | None, calib: Path | None) -> tuple[str, ...]:
 
 def predict_command(args: argparse.Namespace) -> int:
     from mmloop_runtime.detector import Detector
-    from mmloop_runtime.kitti import label_lines, read_calib, read_cloud
+    from mmloop_runtime.kitti import check_cloud_file, label_lines, read_calib, read_cloud
 
     calib_source = args.calib or kitti_sibling(args.source, "calib")
     if args.calib is not None and not args.calib.exists():

@@ -25,20 +25,24 @@ _CALIB_SHAPES: dict[str, tuple[int, int]] = {"P2": (3, 4), "R0_rect": (3, 3), "T
 _FLOAT_BYTES = 4
 
 
-def read_cloud(path: str | Path, features: int = 4) -> np.ndarray:
-    """A KITTI velodyne ``.bin`` as float32 (N, features): x, y, z, intensity for the usual 4."""
+def check_cloud_file(path: str | Path, features: int = 4) -> None:
+    """A missing, wrong-size or empty ``.bin`` fails here, from its size alone: the CLI checks every
+    cloud this way before running the first one."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file; pass the frame's velodyne .bin (training/velodyne/<frame>.bin)")
     size = path.stat().st_size
     point_bytes = _FLOAT_BYTES * features
-    if size % point_bytes:
-        raise ValueError(
-            f"{path}: {size} bytes is not a whole number of {features}-float points ({point_bytes} bytes each); "
-            "is it a KITTI velodyne .bin?"
-        )
     if size == 0:
-        raise ValueError(f"{path}: empty cloud (0 points); re-copy the frame's velodyne .bin")
+        raise ValueError(f"{path}: an empty cloud (0 bytes); remove it or re-export the frame")
+    if size % point_bytes:
+        raise ValueError(f"{path}: {size} bytes is not a whole number of {features}-float points "
+                         f"({point_bytes} bytes each); is it a KITTI velodyne .bin with {features} features?")
+
+
+def read_cloud(path: str | Path, features: int = 4) -> np.ndarray:
+    """A KITTI velodyne ``.bin`` as float32 (N, features): x, y, z, intensity for the usual 4."""
+    check_cloud_file(path, features)
     return np.fromfile(path, dtype=np.float32).reshape(-1, features)
 
 
