@@ -156,6 +156,13 @@ def test_manifest_errors_name_the_file_and_the_fix(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "other/9"}))
     with pytest.raises(ValueError, match=r"format 'other/9', this runtime reads 'mmloop-runtime/1'"):
         load_manifest(tmp_path)
+    from stages.common.runtime_manifest import runtime_manifest
+
+    axis_aligned = runtime_manifest(model_config(SMALL_CONFIG))
+    axis_aligned["test"]["use_rotate_nms"] = False
+    (tmp_path / "manifest.json").write_text(json.dumps(axis_aligned))
+    with pytest.raises(ValueError, match=r"manifest.json: test.use_rotate_nms false \(the runtime implements rotated"):
+        load_manifest(tmp_path)  # at load time, not at the first frame
 
 
 def test_manifest_refuses_what_the_runtime_cannot_decode() -> None:

@@ -140,8 +140,6 @@ def head_rows(head_map: np.ndarray, anchors_per_cell: int, rows: np.ndarray) -> 
 def predict(maps: dict[str, np.ndarray], outputs: tuple[str, ...], anchors: Anchors, head: Head,
             test: TestSettings) -> Detections:
     """The graph's (cls_score, bbox_pred, dir_cls_pred) maps of one frame as detections."""
-    if not test.use_rotate_nms:
-        raise ValueError("manifest: test.use_rotate_nms is false; the runtime implements rotated BEV NMS only")
     cls_map, box_map, dir_map = (maps[name] for name in outputs)
     feature_hw = (int(cls_map.shape[-2]), int(cls_map.shape[-1]))
     priors = anchor_grid(anchors, feature_hw)

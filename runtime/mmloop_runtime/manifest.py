@@ -121,6 +121,8 @@ def check(manifest: Manifest, path: Path | str) -> None:
         problems.append(f"{len(anchors.ranges)} anchor ranges for {len(anchors.sizes)} sizes")
     if not head.use_sigmoid_cls:
         problems.append("a softmax classifier (the runtime decodes sigmoid heads, as mmdet3d's LiDAR configs use)")
+    if not manifest.test.use_rotate_nms:
+        problems.append("test.use_rotate_nms false (the runtime implements rotated BEV NMS only)")
     if head.box_code_size != 7:
         problems.append(f"box_code_size {head.box_code_size} (the runtime decodes 7: x y z dx dy dz yaw)")
     if len(manifest.voxelizer.point_cloud_range) != 6 or len(manifest.voxelizer.voxel_size) != 3:
