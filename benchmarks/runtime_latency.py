@@ -14,27 +14,22 @@ sample). --full-size: mmdet3d's full-size 3-class KITTI PointPillars (432 x 496 
 here with random weights and the class prior raised so decoding and NMS have as many candidates
 as a trained model's. Run from the repository root after `dvc repro`, on an otherwise idle machine.
 """
+
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # a script's own folder is on sys.path, the repo root is not
 FULL_SIZE = "configs/models/pointpillars_kitti-3class.py"
 GOAL = 0.8
 STEPS = ("voxelize", "network", "decode")
 
 
-INPUTS = ("voxels", "num_points", "coors")
-
-
-def mmdeploy_frame(backend: Any, data: dict[str, Any]) -> dict[str, float]:
+def mmdeploy_frame(backend: Any, data: dict[str, Any], io: Any) -> dict[str, float]:
     """mmdeploy's backend model on one frame, step by step (what its test_step runs)."""
     from mmdeploy.codebase.mmdet3d.deploy.voxel_detection_model import VoxelDetectionModel
 
@@ -42,9 +37,10 @@ def mmdeploy_frame(backend: Any, data: dict[str, Any]) -> dict[str, float]:
     batch = backend.data_preprocessor(data, False)
     voxelized = time.perf_counter()
     voxels = batch["inputs"]["voxels"]
-    outputs = backend.wrapper({name: voxels[name] for name in INPUTS})
+    outputs = backend.wrapper({name: voxels[name] for name in io.inputs})
     ran = time.perf_counter()
-    levels = {key: [outputs[f"{key}0"]] for key in ("cls_score", "bbox_pred", "dir_cls_pred")}
+    # mmdeploy names each head output <map><level> (cls_score0); its postprocess takes {map: [levels]}
+    levels = {name.rstrip("0123456789"): [outputs[name]] for name in io.outputs}
     VoxelDetectionModel.postprocess(backend.model_cfg, backend.deploy_cfg, levels, batch["data_samples"])
     done = time.perf_counter()
     return {"voxelize": 1000 * (voxelized - start), "network": 1000 * (ran - voxelized), "decode": 1000 * (done - ran)}
@@ -67,19 +63,22 @@ def medians(frames: list[dict[str, float]]) -> dict[str, float]:
     return steps
 
 
-def measure(folder: Path, info_file: Path, rounds: int,
-            warmup: int) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+def measure(
+    folder: Path, info_file: Path, rounds: int, warmup: int
+) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     """(mmdeploy, runtime, mmdeploy's network alone) median milliseconds per step over `rounds`
     passes each, never interleaved."""
     import torch
     from mmdeploy.apis.utils import build_task_processor
     from mmdeploy.utils import load_config
 
+    from mmloop.deploy.parity import split_loader
+    from mmloop.deploy.target import graph_io
     from mmloop_runtime import Detector
     from mmloop_runtime.kitti import read_cloud
-    from stages.common.deployed_eval import split_loader
 
     deploy_cfg, model_cfg = load_config(str(folder / "deploy.py"), str(folder / "model.py"))
+    io = graph_io(deploy_cfg)
     backend = build_task_processor(model_cfg, deploy_cfg, "cpu").build_backend_model([str(folder / "end2end.onnx")])
     detector = Detector(folder)
     frames = list(split_loader(model_cfg, info_file))
@@ -87,11 +86,11 @@ def measure(folder: Path, info_file: Path, rounds: int,
     timed: dict[str, list[dict[str, float]]] = {"mmdeploy": [], "runtime": [], "alone": []}
     with torch.no_grad():
         voxels = [backend.data_preprocessor(data, False)["inputs"]["voxels"] for data in frames]
-        voxels = [{name: frame[name] for name in INPUTS} for frame in voxels]
+        voxels = [{name: frame[name] for name in io.inputs} for frame in voxels]
         for _ in range(rounds):
             for _ in range(warmup):
-                mmdeploy_frame(backend, frames[0])
-            timed["mmdeploy"] += [mmdeploy_frame(backend, data) for data in frames]
+                mmdeploy_frame(backend, frames[0], io)
+            timed["mmdeploy"] += [mmdeploy_frame(backend, data, io) for data in frames]
             for _ in range(warmup):
                 runtime_frame(detector, clouds[0])
             timed["runtime"] += [runtime_frame(detector, points) for points in clouds]
@@ -101,25 +100,26 @@ def measure(folder: Path, info_file: Path, rounds: int,
     return medians(timed["mmdeploy"]), medians(timed["runtime"]), medians(timed["alone"])
 
 
-def full_size_folder(scratch: Path) -> Path:
+def full_size_folder(scratch: Path, prepared: Path, frame: Path) -> Path:
     """The full-size KITTI PointPillars exported with random weights, as a deployed-model folder."""
     import torch
 
-    from stages.common.deploy_target import load_deploy_config, trace_frame
-    from stages.common.deployed_eval import pytorch_model
-    from stages.common.model_config import PREPARED, data_options, load_config
-    from stages.common.onnx_export import export_model_folder
+    from mmloop.deploy.export import export_model_folder
+    from mmloop.deploy.parity import pytorch_model
+    from mmloop.deploy.target import load_deploy_config
+    from mmloop.openmmlab.cfg_options import data_options
+    from mmloop.openmmlab.config import load_config
 
     torch.manual_seed(0)
     model_cfg = load_config(FULL_SIZE)
-    model_cfg.merge_from_dict(data_options(model_cfg.to_dict(), PREPARED))
+    model_cfg.merge_from_dict(data_options(model_cfg.to_dict(), prepared))
     model = pytorch_model(model_cfg, None, "cpu")
     with torch.no_grad():
         model.bbox_head.conv_cls.bias.fill_(-0.5)  # scores around 0.4: NMS gets nms_pre candidates per class
     checkpoint = scratch / "random.pth"
     torch.save({"state_dict": model.state_dict()}, checkpoint)
     deploy_cfg = load_deploy_config("onnxruntime", 13)
-    export_model_folder(trace_frame(PREPARED / "kitti_infos_train.pkl"), scratch, deploy_cfg, model_cfg, checkpoint)
+    export_model_folder(frame, scratch, deploy_cfg, model_cfg, checkpoint)
     return scratch
 
 
@@ -138,21 +138,28 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs of the first frame per pass")
     parser.add_argument("--full-size", action="store_true", help="the full-size KITTI PointPillars, random weights")
     options = parser.parse_args()
-    info_file = REPO / "work" / "prepared" / f"kitti_infos_{options.split}.pkl"
+
+    from mmloop.core.device import select_device
+    from mmloop.core.paths import load_paths
+    from mmloop.core.stage import load_params
+    from mmloop.datasets import dataset_format
+
+    paths = load_paths()
+    dataset = dataset_format(load_params("data"))
+    info_file = dataset.info_file(paths.prepared, options.split)
     if not info_file.is_file():
         raise SystemExit(f"{info_file}: not found; run `dvc repro prepare` first")
-
-    from stages.common.mm_runtime import select_device
-
     select_device("cpu")
     if options.full_size:
         with tempfile.TemporaryDirectory(prefix="mmloop-bench-runtime-") as scratch:
-            folder = full_size_folder(Path(scratch))
-            report("full-size KITTI PointPillars (random weights), fp32", *measure(folder, info_file, options.rounds,
-                                                                                   options.warmup))
+            folder = full_size_folder(Path(scratch), paths.prepared, dataset.first_cloud(paths.prepared, "train"))
+            report(
+                "full-size KITTI PointPillars (random weights), fp32",
+                *measure(folder, info_file, options.rounds, options.warmup),
+            )
         return
     for target in ("onnxruntime-fp32", "onnxruntime-int8"):
-        folder = REPO / "deploy" / target
+        folder = paths.deployed_dir(target)
         if not (folder / "manifest.json").is_file():
             raise SystemExit(f"{folder}/manifest.json: not found; run `dvc repro` first")
         report(f"{target} (sample model, {options.split})", *measure(folder, info_file, options.rounds, options.warmup))

@@ -9,6 +9,7 @@ ratio stage / tools/train.py <= 1.02 (the stage adds only dvclive logging and ch
 
 Run it from the repository root after `dvc repro prepare`, on an otherwise idle machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,6 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # a script's own folder is on sys.path, the repo root is not
 WARMUP = 5
 
 
@@ -69,8 +69,8 @@ def main() -> None:
     if not (REPO / "work" / "prepared" / "kitti_infos_train.pkl").is_file():
         raise SystemExit("work/prepared not found: run `dvc repro prepare` first")
 
-    from stages.common.mm_runtime import select_device
-    from stages.common.mmdet3d_tools import mim_dir
+    from mmloop.core.device import select_device
+    from mmloop.openmmlab.tools import mim_dir
 
     select_device("auto")  # the stages' process settings, so tools/train.py runs the same way
     scratch = scratch_repo(options.epochs)
@@ -83,17 +83,33 @@ def main() -> None:
             run([sys.executable, "-m", "stages.train"], scratch, env)
             ours += step_times(scratch / "work" / "train")
             work_dir = scratch / "work" / f"tools-train-{round_}"
-            run([sys.executable, str(mim_dir() / "tools" / "train.py"), "models/model.py", "--work-dir", str(work_dir),
-                 "--cfg-options", "default_hooks.logger.interval=1", "log_processor.window_size=1",
-                 "train_cfg.val_interval=10000"], scratch, env)
+            run(
+                [
+                    sys.executable,
+                    str(mim_dir() / "tools" / "train.py"),
+                    "models/model.py",
+                    "--work-dir",
+                    str(work_dir),
+                    "--cfg-options",
+                    "default_hooks.logger.interval=1",
+                    "log_processor.window_size=1",
+                    "train_cfg.val_interval=10000",
+                ],
+                scratch,
+                env,
+            )
             theirs += step_times(work_dir)
-            print(f"round {round_ + 1}: stage {statistics.median(ours):.4f} s/iter, "
-                  f"tools/train.py {statistics.median(theirs):.4f} s/iter")
+            print(
+                f"round {round_ + 1}: stage {statistics.median(ours):.4f} s/iter, "
+                f"tools/train.py {statistics.median(theirs):.4f} s/iter"
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     ratio = statistics.median(ours) / statistics.median(theirs)
-    print(f"train step time, stage / mmdet3d tools/train.py: {ratio:.3f} "
-          f"(median of {len(ours)} vs {len(theirs)} iterations; goal <= 1.02)")
+    print(
+        f"train step time, stage / mmdet3d tools/train.py: {ratio:.3f} "
+        f"(median of {len(ours)} vs {len(theirs)} iterations; goal <= 1.02)"
+    )
 
 
 if __name__ == "__main__":

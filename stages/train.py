@@ -5,94 +5,34 @@ trained with (`models/model.pth`, `models/model.py`, runnable by mmdet3d's own t
 the training curves (`metrics/train/`), and keeps mmengine's work dir in `work/train/<run>/`
 (a DVC `persist` output) so a killed run resumes from its last epoch checkpoint.
 """
+
 from __future__ import annotations
 
 import copy
-import hashlib
-import shutil
-from pathlib import Path
-from typing import Any
 
-from stages.common.model_config import (MODEL, MODEL_CONFIG, PREPARED, cfg_options, check_params,
-                                        load_config, train_class_counts)
-from stages.common.mm_runtime import select_device
-from stages.common.stage import built_whole, load_params, run_stage, written_whole
-
-WORK = Path("work/train")
-CURVES = Path("metrics/train")
-
-
-def run_id(config_text: str, load_from: str | None) -> str:
-    """Names the work dir of one run: same config, data and start weights, same dir (resumable);
-    anything else gets a fresh dir, so a sweep never resumes another run's checkpoints."""
-    digest = hashlib.md5(config_text.encode())
-    inputs = sorted(PREPARED.glob("*.pkl")) + ([Path(load_from)] if load_from else [])
-    for path in inputs:
-        digest.update(path.name.encode())
-        digest.update(hashlib.md5(path.read_bytes()).digest())
-    return digest.hexdigest()[:12]
-
-
-def runtime_settings(cfg: Any, work_dir: Path, load_from: str | None, log_interval: int) -> None:
-    """What makes the Runner resumable and observable; none of it changes the model."""
-    resume = (work_dir / "last_checkpoint").is_file()
-    cfg.work_dir = str(work_dir)
-    # mmengine resumes from `load_from` when both are set: warm-start only on a fresh run.
-    cfg.resume = resume
-    cfg.load_from = None if resume else load_from
-    cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=1, max_keep_ckpts=1)
-    # Every metric against the iteration (val mAP included), averaged over the logging interval.
-    cfg.default_hooks.logger = dict(type="LoggerHook", interval=log_interval, log_metric_by_epoch=False)
-    cfg.log_processor = dict(type="LogProcessor", window_size=log_interval, by_epoch=True)
-    cfg.visualizer.vis_backends = [
-        dict(type="LocalVisBackend"),
-        dict(type="MmloopDVCLiveVisBackend", save_dir=str(work_dir / "dvclive"), resume=resume),
-    ]
-
-
-def resume_note(work_dir: Path, epochs: int) -> str:
-    """What resuming will do: finish an interrupted run, or just write out a finished one."""
-    last = Path((work_dir / "last_checkpoint").read_text().strip()).name  # e.g. epoch_7.pth
-    done = last.removeprefix("epoch_").removesuffix(".pth")
-    if done.isdigit() and int(done) >= epochs:
-        return f"{work_dir} already holds all {epochs} epochs ({last}); writing its model, no training"
-    return f"resuming the interrupted run in {work_dir} from {last}"
-
-
-def save_model(runner: Any, classes: list[str], path: Path) -> None:
-    """Weights and class names only (no optimizer state): what evaluate, export and users load."""
-    import torch
-    from mmengine.runner.checkpoint import get_state_dict, weights_to_cpu
-
-    checkpoint = {
-        "meta": {"dataset_meta": {"classes": list(classes)}, "epoch": runner.epoch, "iter": runner.iter},
-        "state_dict": weights_to_cpu(get_state_dict(runner.model)),
-    }
-    # Through a file object: given a path, torch names the zip records after the (temporary,
-    # random) file name, and the same weights would get a different md5 each run.
-    with written_whole(path) as tmp, tmp.open("wb") as handle:
-        torch.save(checkpoint, handle)
-
-
-def publish_curves(live_dir: Path, target: Path) -> None:
-    """dvclive's files of this run, swapped in whole."""
-    with built_whole(target) as staging:
-        shutil.copytree(live_dir, staging, dirs_exist_ok=True)
-        (staging / "plots" / "metrics").mkdir(parents=True, exist_ok=True)  # none when nothing was logged
+from mmloop.core.device import select_device
+from mmloop.core.paths import load_paths
+from mmloop.core.stage import load_params, run_stage, written_whole
+from mmloop.datasets import class_counts, dataset_format
+from mmloop.openmmlab.cfg_options import cfg_options, check_params
+from mmloop.openmmlab.config import load_config
+from mmloop.openmmlab.training import publish_curves, resume_note, run_id, runner_settings, save_model
 
 
 def main() -> None:
     model = load_params("model")
     train = load_params("train")
+    paths = load_paths()
     cfg = load_config(model["config"])
-    check_params(model, train, cfg, train_class_counts())
+    train_infos = dataset_format(load_params("data")).info_file(paths.prepared, "train")
+    check_params(model, train, cfg, class_counts(train_infos))
     device = select_device(train["device"])
 
-    options = cfg_options(cfg, model, train)
+    options = cfg_options(cfg, model, train, paths.prepared)
     cfg.merge_from_dict(options, allow_list_keys=True)
-    model_cfg = copy.deepcopy(cfg)  # the config as trained, before run-time settings
-    work_dir = WORK / run_id(cfg.pretty_text, model.get("load_from"))
-    runtime_settings(cfg, work_dir, model.get("load_from"), int(train["log_interval"]))
+    model_cfg = copy.deepcopy(cfg)  # the config as trained, before the Runner's settings
+    work_dir = paths.train_work / run_id(cfg.pretty_text, paths.prepared, model.get("load_from"))
+    runner_settings(cfg, work_dir, model.get("load_from"), int(train["log_interval"]))
 
     print(f"mmloop train: {model['config']} on {device}, {train['epochs']} epochs, work dir {work_dir}")
     for key, value in options.items():
@@ -102,18 +42,19 @@ def main() -> None:
     elif cfg.load_from:
         print(f"mmloop train: warm start from {cfg.load_from}")
 
-    import stages.common.dvclive_backend  # noqa: F401  (registers MmloopDVCLiveVisBackend)
     from mmengine.runner import Runner
 
     runner = Runner.from_cfg(cfg)
     runner.train()
 
-    save_model(runner, model["classes"], MODEL)
-    with written_whole(MODEL_CONFIG) as tmp:
+    save_model(runner, model["classes"], paths.model)
+    with written_whole(paths.model_config) as tmp:
         tmp.write_text(model_cfg.pretty_text)  # what Config.dump writes for a .py file
-    publish_curves(work_dir / "dvclive", CURVES)
-    print(f"mmloop train: wrote {MODEL} ({MODEL.stat().st_size / 1e6:.1f} MB) and {MODEL_CONFIG}; "
-          f"curves in {CURVES}")
+    publish_curves(work_dir / "dvclive", paths.train_curves)
+    print(
+        f"mmloop train: wrote {paths.model} ({paths.model.stat().st_size / 1e6:.1f} MB) and "
+        f"{paths.model_config}; curves in {paths.train_curves}"
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Voxelization, anchors, box decoding, direction and rotated NMS are numpy twins o
 checked against mmdeploy's backend model by mmloop's deploy stages; nothing here imports torch,
 mmcv, mmengine or mmdet3d. Command line: `python -m mmloop_runtime predict --help`.
 """
+
 from mmloop_runtime.detector import Detector
 from mmloop_runtime.head import Detections
 from mmloop_runtime.manifest import Manifest, load_manifest

@@ -3,6 +3,7 @@
 Each backend takes the voxelizer's arrays by input name and returns the head maps by output name,
 as numpy arrays.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,8 +24,9 @@ class Network(Protocol):
 class OnnxRuntimeNetwork:
     """An ONNX Runtime session on the CPU (or `providers`), all graph optimizations on, like mmdeploy's ORTWrapper."""
 
-    def __init__(self, path: Path, outputs: tuple[str, ...], threads: int = 0,
-                 providers: list[str] | None = None) -> None:
+    def __init__(
+        self, path: Path, outputs: tuple[str, ...], threads: int = 0, providers: list[str] | None = None
+    ) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -40,8 +42,12 @@ class OnnxRuntimeNetwork:
 
 
 def _numpy_type(onnx_type: str) -> type:
-    return {"tensor(float)": np.float32, "tensor(int32)": np.int32, "tensor(int64)": np.int64,
-            "tensor(float16)": np.float16}[onnx_type]
+    return {
+        "tensor(float)": np.float32,
+        "tensor(int32)": np.int32,
+        "tensor(int64)": np.int64,
+        "tensor(float16)": np.float16,
+    }[onnx_type]
 
 
 def cuda_runtime() -> Any:
@@ -52,8 +58,10 @@ def cuda_runtime() -> Any:
         try:
             from cuda import cudart  # type: ignore[no-redef]
         except ImportError:
-            raise RuntimeError("TensorRT engines need CUDA's runtime API for device memory: "
-                               "pip install 'mmloop-runtime[tensorrt]' (cuda-python)") from None
+            raise RuntimeError(
+                "TensorRT engines need CUDA's runtime API for device memory: "
+                "pip install 'mmloop-runtime[tensorrt]' (cuda-python)"
+            ) from None
     return cudart
 
 
@@ -77,10 +85,14 @@ class TensorRTNetwork:
         try:
             import tensorrt as trt
         except ImportError:
-            raise RuntimeError(f"{path}: a TensorRT engine needs TensorRT >= 10: "
-                               f"pip install 'mmloop-runtime[tensorrt]' on a host with an NVIDIA GPU") from None
+            raise RuntimeError(
+                f"{path}: a TensorRT engine needs TensorRT >= 10: "
+                f"pip install 'mmloop-runtime[tensorrt]' on a host with an NVIDIA GPU"
+            ) from None
         if int(trt.__version__.split(".")[0]) < 10:
-            raise RuntimeError(f"{path}: TensorRT {trt.__version__} found; the runtime uses TensorRT >= 10's tensor API")
+            raise RuntimeError(
+                f"{path}: TensorRT {trt.__version__} found; the runtime uses TensorRT >= 10's tensor API"
+            )
         self.cudart = cuda_runtime()
         count = _checked(self.cudart.cudaGetDeviceCount(), "cudaGetDeviceCount")
         if count < 1:
@@ -88,13 +100,17 @@ class TensorRTNetwork:
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.engine = trt.Runtime(self.logger).deserialize_cuda_engine(path.read_bytes())
         if self.engine is None:
-            raise RuntimeError(f"{path}: TensorRT {trt.__version__} could not load the engine; engines only run "
-                               f"with the TensorRT version and GPU model they were built with (see build_env.json)")
+            raise RuntimeError(
+                f"{path}: TensorRT {trt.__version__} could not load the engine; engines only run "
+                f"with the TensorRT version and GPU model they were built with (see build_env.json)"
+            )
         self.context = self.engine.create_execution_context()
         self.stream = _checked(self.cudart.cudaStreamCreate(), "cudaStreamCreate")
         self.outputs = list(outputs)
-        self.dtypes = {name: np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
-                       for name in (self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors))}
+        self.dtypes = {
+            name: np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
+            for name in (self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors))
+        }
         self.buffers: dict[str, tuple[int, int]] = {}  # name: (device pointer, bytes)
         self.name = f"tensorrt {trt.__version__}"
 
@@ -108,11 +124,16 @@ class TensorRTNetwork:
         return pointer
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        copy_in, copy_out = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        copy_in, copy_out = (
+            self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice,
+            self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost,
+        )
         for name, value in inputs.items():
             host = np.ascontiguousarray(value, dtype=self.dtypes[name])
             pointer = self._buffer(name, max(host.nbytes, 1))
-            _checked(self.cudart.cudaMemcpyAsync(pointer, host.ctypes.data, host.nbytes, copy_in, self.stream), "copy in")
+            _checked(
+                self.cudart.cudaMemcpyAsync(pointer, host.ctypes.data, host.nbytes, copy_in, self.stream), "copy in"
+            )
             self.context.set_input_shape(name, host.shape)
             self.context.set_tensor_address(name, pointer)
         results = {}
@@ -122,8 +143,12 @@ class TensorRTNetwork:
         if not self.context.execute_async_v3(self.stream):
             raise RuntimeError("TensorRT execute_async_v3 failed (see TensorRT's log above)")
         for name, host in results.items():
-            _checked(self.cudart.cudaMemcpyAsync(host.ctypes.data, self.buffers[name][0], host.nbytes, copy_out,
-                                                 self.stream), "copy out")
+            _checked(
+                self.cudart.cudaMemcpyAsync(
+                    host.ctypes.data, self.buffers[name][0], host.nbytes, copy_out, self.stream
+                ),
+                "copy out",
+            )
         _checked(self.cudart.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")
         return {name: value.astype(np.float32, copy=False) for name, value in results.items()}
 
@@ -138,5 +163,6 @@ def open_network(model_dir: Path, outputs: tuple[str, ...], threads: int = 0) ->
         return TensorRTNetwork(model_dir / ENGINE_FILE, outputs)
     if (model_dir / ONNX_FILE).is_file():
         return OnnxRuntimeNetwork(model_dir / ONNX_FILE, outputs, threads)
-    raise FileNotFoundError(f"{model_dir}: neither {ONNX_FILE} nor {ENGINE_FILE}; "
-                            f"pass a deploy/<target> folder written by `dvc repro`")
+    raise FileNotFoundError(
+        f"{model_dir}: neither {ONNX_FILE} nor {ENGINE_FILE}; pass a deploy/<target> folder written by `dvc repro`"
+    )

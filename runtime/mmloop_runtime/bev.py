@@ -6,11 +6,13 @@ centre when the range starts at x = 0. Pixel (row, col) of a LiDAR point (x, y) 
 
 Pillow is imported inside ``render_bev`` only, so the runtime itself runs without it.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -99,7 +101,7 @@ def render_bev(
     gt_labels: np.ndarray | None = None,
     title: str = "",
     pixels_per_metre: float = 8.0,
-) -> "PILImage.Image":
+) -> PILImage.Image:
     """A bird's-eye picture of one frame, cropped to ``point_cloud_range``'s x/y.
 
     ``points`` (N, >=3) LiDAR x, y, z; ``boxes``/``gt_boxes`` (M, >=7) LiDAR boxes (x, y, z bottom
@@ -196,7 +198,7 @@ def _text_height(draw, font) -> int:
     return int(bottom - top)
 
 
-def save_bev(image: "PILImage.Image", path: str | Path) -> Path:
+def save_bev(image: PILImage.Image, path: str | Path) -> Path:
     """Write the picture as PNG, creating parent folders."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ in KITTI's label_2 result format (camera frame); `--render` adds a bird's-eye vi
 (with the ground truth too, when a KITTI label_2/ folder sits beside the clouds).
 Every cloud is checked before the first one is run, so a bad file fails at once.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,8 +77,9 @@ def png_size(path: Path) -> tuple[int, int]:
     return height, width
 
 
-def ground_truth(label_file: Path | None, calib_file: Path | None,
-                 class_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+def ground_truth(
+    label_file: Path | None, calib_file: Path | None, class_names: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray] | None:
     """A frame's label_2 boxes in the LiDAR frame (with its calibration), to draw under the predictions."""
     from mmloop_runtime.kitti import camera_to_lidar, read_calib, read_label_boxes
 
@@ -87,17 +89,23 @@ def ground_truth(label_file: Path | None, calib_file: Path | None,
     return camera_to_lidar(boxes, read_calib(calib_file)), labels
 
 
-def detections_json(frame: str, detector: Any, boxes: np.ndarray, scores: np.ndarray,
-                    labels: np.ndarray) -> dict[str, Any]:
+def detections_json(
+    frame: str, detector: Any, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray
+) -> dict[str, Any]:
     return {
         "frame": frame,
         "model": str(detector.model_dir),
         "frame_of_reference": "lidar",
         "box_layout": ["x", "y", "z_bottom", "dx", "dy", "dz", "yaw"],
         "timings_ms": {step: round(ms, 3) for step, ms in detector.timings.items()},
-        "detections": [{"label": detector.class_names[label], "score": round(float(score), 5),
-                        "box": [round(float(value), 5) for value in box]}
-                       for box, score, label in zip(boxes, scores, labels)],
+        "detections": [
+            {
+                "label": detector.class_names[label],
+                "score": round(float(score), 5),
+                "box": [round(float(value), 5) for value in box],
+            }
+            for box, score, label in zip(boxes, scores, labels)
+        ],
     }
 
 
@@ -114,16 +122,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", required=True)
     predict = commands.add_parser("predict", help="detect objects in KITTI .bin clouds")
     predict.add_argument("source", type=Path, help="a .bin cloud or a folder of them (KITTI velodyne layout)")
-    predict.add_argument("--model", type=Path, required=True,
-                         help="a deployed model folder: deploy/onnxruntime-fp32, deploy/onnxruntime-int8, deploy/onnx, "
-                              "deploy/tensorrt-*")
+    predict.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="a deployed model folder: deploy/onnxruntime-fp32, deploy/onnxruntime-int8, deploy/onnx, "
+        "deploy/tensorrt-*",
+    )
     predict.add_argument("--out", type=Path, default=Path("preds"), help="where the result files go (default: preds/)")
-    predict.add_argument("--calib", type=Path,
-                         help="KITTI calib file or folder (<frame>.txt) for label_2 files in the camera frame; "
-                              "default: calib/ beside a velodyne/ folder")
-    predict.add_argument("--format", choices=(*FORMATS, "both"),
-                         help="json (LiDAR frame), kitti (label_2, needs a calibration) or both; "
-                              "default: both with a calibration, json without")
+    predict.add_argument(
+        "--calib",
+        type=Path,
+        help="KITTI calib file or folder (<frame>.txt) for label_2 files in the camera frame; "
+        "default: calib/ beside a velodyne/ folder",
+    )
+    predict.add_argument(
+        "--format",
+        choices=(*FORMATS, "both"),
+        help="json (LiDAR frame), kitti (label_2, needs a calibration) or both; "
+        "default: both with a calibration, json without",
+    )
     predict.add_argument("--render", action="store_true", help="also draw a bird's-eye view <frame>.png (needs Pillow)")
     predict.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default 0: one per core)")
     return parser.parse_args(argv)
@@ -156,9 +174,12 @@ def predict_command(args: argparse.Namespace) -> int:
     images = kitti_sibling(args.source, "image_2")
     labels_source = kitti_sibling(args.source, "label_2")  # ground truth for the pictures, when there is some
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"mmloop_runtime: {len(clouds)} cloud(s) from {args.source} through {args.model} "
-          f"({detector.network.name}); writing {', '.join(formats)}{' and BEV pictures' if args.render else ''} "
-          f"to {args.out}/", file=sys.stderr)
+    print(
+        f"mmloop_runtime: {len(clouds)} cloud(s) from {args.source} through {args.model} "
+        f"({detector.network.name}); writing {', '.join(formats)}{' and BEV pictures' if args.render else ''} "
+        f"to {args.out}/",
+        file=sys.stderr,
+    )
     progress = Progress(len(clouds))
     for cloud in clouds:
         frame = cloud.stem
@@ -171,18 +192,35 @@ def predict_command(args: argparse.Namespace) -> int:
         if "kitti" in formats:
             calib_file = frame_file(calib_source, frame, ".txt")
             if calib_file is None:
-                raise FileNotFoundError(f"{calib_source}/{frame}.txt: not found; every frame needs its calibration "
-                                        f"for label_2 output (or use --format json)")
+                raise FileNotFoundError(
+                    f"{calib_source}/{frame}.txt: not found; every frame needs its calibration "
+                    f"for label_2 output (or use --format json)"
+                )
             image = frame_file(images, frame, ".png")
-            lines = label_lines(boxes, scores, labels, list(detector.class_names), read_calib(calib_file),
-                                png_size(image) if image else None)
+            lines = label_lines(
+                boxes,
+                scores,
+                labels,
+                list(detector.class_names),
+                read_calib(calib_file),
+                png_size(image) if image else None,
+            )
             (args.out / f"{frame}.txt").write_text("".join(line + "\n" for line in lines))
         if args.render:
-            truth = ground_truth(frame_file(labels_source, frame, ".txt"), frame_file(calib_source, frame, ".txt"),
-                                 detector.class_names)
-            picture = render_bev(points, detector.manifest.voxelizer.point_cloud_range, list(detector.class_names),
-                                 boxes=boxes, scores=scores, labels=labels, title=f"{frame}  {args.model}",
-                                 gt_boxes=truth[0] if truth else None, gt_labels=truth[1] if truth else None)
+            truth = ground_truth(
+                frame_file(labels_source, frame, ".txt"), frame_file(calib_source, frame, ".txt"), detector.class_names
+            )
+            picture = render_bev(
+                points,
+                detector.manifest.voxelizer.point_cloud_range,
+                list(detector.class_names),
+                boxes=boxes,
+                scores=scores,
+                labels=labels,
+                title=f"{frame}  {args.model}",
+                gt_boxes=truth[0] if truth else None,
+                gt_labels=truth[1] if truth else None,
+            )
             save_bev(picture, args.out / f"{frame}.png")
         progress.step(f"{frame}: {len(boxes)} boxes, {elapsed:.1f} ms")
     return 0

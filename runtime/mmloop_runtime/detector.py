@@ -1,4 +1,5 @@
 """`Detector(model_dir).predict(points)`: a LiDAR cloud in, 3D boxes out, without PyTorch."""
+
 from __future__ import annotations
 
 import time
@@ -32,8 +33,10 @@ class Detector:
         features = self.manifest.voxelizer.point_features
         points = np.asarray(points)
         if points.ndim != 2 or points.shape[1] < features:
-            raise ValueError(f"{source}: shape {points.shape}; the model takes (N, {features}) points "
-                             f"(x, y, z, intensity{', ...' if features > 4 else ''}) in the LiDAR frame")
+            raise ValueError(
+                f"{source}: shape {points.shape}; the model takes (N, {features}) points "
+                f"(x, y, z, intensity{', ...' if features > 4 else ''}) in the LiDAR frame"
+            )
         if len(points) == 0:
             raise ValueError(f"{source}: an empty cloud (0 points); nothing to detect in")
         return points
@@ -50,9 +53,11 @@ class Detector:
             return empty_detections()
         maps = self.network(dict(zip(self.manifest.inputs, voxels)))
         ran = time.perf_counter()
-        detections = predict(maps, self.manifest.outputs, self.manifest.anchors, self.manifest.head,
-                             self.manifest.test)
+        detections = predict(maps, self.manifest.outputs, self.manifest.anchors, self.manifest.head, self.manifest.test)
         done = time.perf_counter()
-        self.timings = {"voxelize": 1000 * (voxelized - start), "network": 1000 * (ran - voxelized),
-                        "decode": 1000 * (done - ran)}
+        self.timings = {
+            "voxelize": 1000 * (voxelized - start),
+            "network": 1000 * (ran - voxelized),
+            "decode": 1000 * (done - ran),
+        }
         return detections

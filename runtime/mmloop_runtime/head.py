@@ -6,6 +6,7 @@ top-`nms_pre` anchors by their best class score, per-class rotated BEV NMS (box3
 with nms_bev), the best `max_num`, and the direction classifier's half-turn. float32 throughout,
 as mmdet3d computes it.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -19,7 +20,8 @@ from mmloop_runtime.nms import nms_rotated
 
 class Detections(NamedTuple):
     """One frame's boxes in the LiDAR frame: (x, y, z of the bottom centre, dx, dy, dz, yaw)."""
-    boxes: np.ndarray   # (K, 7) float32
+
+    boxes: np.ndarray  # (K, 7) float32
     scores: np.ndarray  # (K,) float32
     labels: np.ndarray  # (K,) int64, index into the manifest's class_names
 
@@ -35,8 +37,13 @@ def _centres(low: float, high: float, count: int, align_corner: bool) -> np.ndar
     return centres[:count]
 
 
-def _single_range(feature_hw: tuple[int, int], anchor_range: tuple[float, ...], sizes: np.ndarray,
-                  rotations: np.ndarray, align_corner: bool) -> np.ndarray:
+def _single_range(
+    feature_hw: tuple[int, int],
+    anchor_range: tuple[float, ...],
+    sizes: np.ndarray,
+    rotations: np.ndarray,
+    align_corner: bool,
+) -> np.ndarray:
     """Anchors of one range, (1, H, W, sizes, rotations, 7), in mmdet3d's memory order."""
     height, width = feature_hw
     x = _centres(anchor_range[0], anchor_range[3], width, align_corner)
@@ -57,8 +64,10 @@ def anchor_grid(anchors: Anchors, feature_hw: tuple[int, int]) -> np.ndarray:
     rotations = np.asarray(anchors.rotations, np.float32)
     sizes = np.asarray(anchors.sizes, np.float32).reshape(-1, 3) * np.float32(anchors.scale)
     if anchors.size_per_range:
-        per_range = [_single_range(feature_hw, anchor_range, size[None], rotations, anchors.align_corner)
-                     for anchor_range, size in zip(anchors.ranges, sizes)]
+        per_range = [
+            _single_range(feature_hw, anchor_range, size[None], rotations, anchors.align_corner)
+            for anchor_range, size in zip(anchors.ranges, sizes)
+        ]
         grid = np.concatenate(per_range, axis=-3)
     else:
         grid = _single_range(feature_hw, anchors.ranges[0], sizes, rotations, anchors.align_corner)
@@ -71,10 +80,11 @@ def decode_boxes(anchors: np.ndarray, deltas: np.ndarray) -> np.ndarray:
     xa, ya, za, wa, la, ha, ra = anchors.T
     xt, yt, zt, wt, lt, ht, rt = deltas.T
     za = za + ha / np.float32(2)
-    diagonal = np.sqrt(la ** 2 + wa ** 2)
+    diagonal = np.sqrt(la**2 + wa**2)
     hg = np.exp(ht) * ha
-    boxes = np.stack([xt * diagonal + xa, yt * diagonal + ya, zt * ha + za,
-                      np.exp(wt) * wa, np.exp(lt) * la, hg, rt + ra], axis=1)
+    boxes = np.stack(
+        [xt * diagonal + xa, yt * diagonal + ya, zt * ha + za, np.exp(wt) * wa, np.exp(lt) * la, hg, rt + ra], axis=1
+    )
     boxes[:, 2] -= hg / np.float32(2)
     return boxes
 
@@ -110,8 +120,9 @@ def top_anchors(best_logits: np.ndarray, nms_pre: int) -> np.ndarray:
     return candidates[np.argsort(-best_logits[candidates], kind="stable")]
 
 
-def multiclass_nms(boxes: np.ndarray, scores: np.ndarray, directions: np.ndarray,
-                   test: TestSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def multiclass_nms(
+    boxes: np.ndarray, scores: np.ndarray, directions: np.ndarray, test: TestSettings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """box3d_multiclass_nms: per class, boxes over score_thr, rotated BEV NMS; then the best max_num."""
     candidates, labels = [], []
     for label in range(scores.shape[1]):
@@ -124,7 +135,7 @@ def multiclass_nms(boxes: np.ndarray, scores: np.ndarray, directions: np.ndarray
     index, label = index[keep], label[keep]
     score = scores[index, label]
     if len(index) > test.max_num:
-        best = np.argsort(-score, kind="stable")[:test.max_num]
+        best = np.argsort(-score, kind="stable")[: test.max_num]
         index, label, score = index[best], label[best], score[best]
     return boxes[index], score, label, directions[index]
 
@@ -137,8 +148,9 @@ def head_rows(head_map: np.ndarray, anchors_per_cell: int, rows: np.ndarray) -> 
     return per_anchor[rows % anchors_per_cell, :, rows // anchors_per_cell]
 
 
-def predict(maps: dict[str, np.ndarray], outputs: tuple[str, ...], anchors: Anchors, head: Head,
-            test: TestSettings) -> Detections:
+def predict(
+    maps: dict[str, np.ndarray], outputs: tuple[str, ...], anchors: Anchors, head: Head, test: TestSettings
+) -> Detections:
     """The graph's (cls_score, bbox_pred, dir_cls_pred) maps of one frame as detections."""
     cls_map, box_map, dir_map = (maps[name] for name in outputs)
     feature_hw = (int(cls_map.shape[-2]), int(cls_map.shape[-1]))

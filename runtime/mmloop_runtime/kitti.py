@@ -4,12 +4,13 @@ Every conversion here reproduces what mmdet3d 1.4 does for the same inputs (``Li
 ``Box3DMode.convert``, ``KittiMetric.bbox2result_kitti``), so results written by the runtime score the
 same as results written by the training repo. The tests compare against mmdet3d itself.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -19,25 +20,51 @@ from mmloop_runtime.head import limit_period
 #: bottom centre falls outside it are dropped from KITTI results.
 KITTI_PCD_LIMIT_RANGE: tuple[float, ...] = (0.0, -40.0, -3.0, 70.4, 40.0, 0.0)
 
-#: Calibration lines the runtime needs, with KITTI's (rows, cols) before extension to 4x4.
-_CALIB_SHAPES: dict[str, tuple[int, int]] = {"P2": (3, 4), "R0_rect": (3, 3), "Tr_velo_to_cam": (3, 4)}
+#: The seven lines of a KITTI object ``calib/*.txt`` with their (rows, cols), in the order KITTI
+#: writes them and mmdet3d's converter reads them (by position).
+CALIB_SHAPES: dict[str, tuple[int, int]] = {
+    "P0": (3, 4),
+    "P1": (3, 4),
+    "P2": (3, 4),
+    "P3": (3, 4),
+    "R0_rect": (3, 3),
+    "Tr_velo_to_cam": (3, 4),
+    "Tr_imu_to_velo": (3, 4),
+}
+#: The lines the runtime needs, before extension to 4x4.
+RUNTIME_CALIB_KEYS = ("P2", "R0_rect", "Tr_velo_to_cam")
 
 _FLOAT_BYTES = 4
 
 
+class KittiFileError(ValueError):
+    """A KITTI file that does not parse: ``path``, the 1-based ``line`` (0 for the whole file) and
+    the ``problem``; the message is ``path[:line]: problem``."""
+
+    def __init__(self, path: str | Path, line: int, problem: str) -> None:
+        self.path = Path(path)
+        self.line = line
+        self.problem = problem
+        super().__init__(f"{self.path}:{line}: {problem}" if line else f"{self.path}: {problem}")
+
+
 def check_cloud_file(path: str | Path, features: int = 4) -> None:
     """A missing, wrong-size or empty ``.bin`` fails here, from its size alone: the CLI checks every
-    cloud this way before running the first one."""
+    cloud this way before running the first one, and mmloop's ``validate`` stage every frame."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: no such file; pass the frame's velodyne .bin (training/velodyne/<frame>.bin)")
+        raise KittiFileError(path, 0, "no such file; pass the frame's velodyne .bin (training/velodyne/<frame>.bin)")
     size = path.stat().st_size
     point_bytes = _FLOAT_BYTES * features
     if size == 0:
-        raise ValueError(f"{path}: an empty cloud (0 bytes); remove it or re-export the frame")
+        raise KittiFileError(path, 0, "an empty cloud (0 bytes); remove it or re-export the frame")
     if size % point_bytes:
-        raise ValueError(f"{path}: {size} bytes is not a whole number of {features}-float points "
-                         f"({point_bytes} bytes each); is it a KITTI velodyne .bin with {features} features?")
+        raise KittiFileError(
+            path,
+            0,
+            f"{size} bytes is not a whole number of {features}-float points "
+            f"({point_bytes} bytes each); is it a KITTI velodyne .bin with {features} features?",
+        )
 
 
 def read_cloud(path: str | Path, features: int = 4) -> np.ndarray:
@@ -64,9 +91,8 @@ def read_calib(path: str | Path) -> Calib:
     """A KITTI object ``calib/*.txt``; lines are found by key, so their order does not matter."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: no such file; pass the frame's calib .txt (training/calib/<frame>.txt)")
-    values = _calib_values(path)
-    matrices = {key: _calib_matrix(path, key, values, shape) for key, shape in _CALIB_SHAPES.items()}
+        raise KittiFileError(path, 0, "no such file; pass the frame's calib .txt (training/calib/<frame>.txt)")
+    matrices = read_calib_matrices(path, RUNTIME_CALIB_KEYS)
     return Calib(
         P2=_extend_matrix(matrices["P2"]),
         R0_rect=_extend_rect(matrices["R0_rect"]),
@@ -74,30 +100,62 @@ def read_calib(path: str | Path) -> Calib:
     )
 
 
-def _calib_values(path: Path) -> dict[str, str]:
-    lines = {}
-    for line in path.read_text(errors="replace").splitlines():
-        key, colon, rest = line.partition(":")
+def read_calib_matrices(
+    path: str | Path, keys: Sequence[str] = tuple(CALIB_SHAPES), strict: bool = False
+) -> dict[str, np.ndarray]:
+    """The ``keys`` of a calib file as float64 matrices in KITTI's shapes (P: 3x4, R0_rect: 3x3).
+
+    Lenient (the runtime): each line found by its key, values split on any whitespace. ``strict``
+    reads as mmdet3d's converter does, which takes the matrices by line position (P0, P1, P2, P3,
+    R0_rect, Tr_velo_to_cam, Tr_imu_to_velo on lines 1-7) and splits values on single spaces: a
+    file a looser reader accepts can still be misread there, so mmloop's ``validate`` refuses it.
+    """
+    path = Path(path)
+    lines = path.read_text(errors="replace").splitlines()
+    by_key = {}
+    for number, text in enumerate(lines, start=1):
+        key, colon, rest = text.partition(":")
         if colon:
-            lines[key.strip()] = rest
-    return lines
+            by_key.setdefault(key.strip(), (number, rest))
+    matrices = {}
+    for key in keys:
+        if key not in by_key:
+            raise KittiFileError(
+                path, 0, f"no '{key}:' line; is it a KITTI object calib .txt (P0-P3, R0_rect, Tr_velo_to_cam)?"
+            )
+        number, rest = by_key[key]
+        line = 0
+        if strict:
+            line = list(CALIB_SHAPES).index(key) + 1
+            text = lines[line - 1] if line <= len(lines) else ""
+            found = text.partition(":")[0].strip()
+            if found != key:
+                raise KittiFileError(
+                    path,
+                    line,
+                    f"expected {key} on line {line}, found {found or 'a blank line'!r} "
+                    "(mmdet3d reads calib keys by position, in KITTI's order)",
+                )
+            if "" in rest.rstrip().split(" ")[1:]:
+                raise KittiFileError(path, line, f"'{key}:' values must be separated by single spaces")
+        matrices[key] = _calib_matrix(path, line, key, rest, CALIB_SHAPES[key])
+    return matrices
 
 
-def _calib_matrix(path: Path, key: str, lines: dict[str, str], shape: tuple[int, int]) -> np.ndarray:
+def _calib_matrix(path: Path, line: int, key: str, text: str, shape: tuple[int, int]) -> np.ndarray:
     expected = shape[0] * shape[1]
-    if key not in lines:
-        raise ValueError(
-            f"{path}: no '{key}:' line; is it a KITTI object calib .txt (P0-P3, R0_rect, Tr_velo_to_cam)?"
-        )
-    tokens = lines[key].split()
     try:
-        numbers = [float(token) for token in tokens]
+        numbers = [float(token) for token in text.split()]
     except ValueError:
-        raise ValueError(f"{path}: '{key}:' has a value that is not a number; fix or re-copy the calib file") from None
+        raise KittiFileError(
+            path, line, f"'{key}:' has a value that is not a number; fix or re-copy the calib file"
+        ) from None
     if len(numbers) != expected:
-        raise ValueError(
-            f"{path}: '{key}:' has {len(numbers)} numbers, expected {expected} ({shape[0]}x{shape[1]}); "
-            "fix or re-copy the calib file"
+        raise KittiFileError(
+            path,
+            line,
+            f"'{key}:' has {len(numbers)} numbers, expected {expected} "
+            f"({shape[0]}x{shape[1]}); fix or re-copy the calib file",
         )
     return np.array(numbers, dtype=np.float64).reshape(shape)
 

@@ -4,6 +4,7 @@ mmloop's `export` stage writes `manifest.json` beside `end2end.onnx` from the mo
 trained, and every `deploy/<target>/` folder carries a copy. The runtime reads only this file,
 never an mmdet3d config: voxelizer, anchors, box coder and test-time NMS settings.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,16 +19,16 @@ FORMAT = "mmloop-runtime/1"
 @dataclass(frozen=True)
 class Voxelizer:
     point_cloud_range: tuple[float, ...]  # x0, y0, z0, x1, y1, z1 (LiDAR frame, metres)
-    voxel_size: tuple[float, ...]         # x, y, z
-    max_points: int                       # points kept per voxel
-    max_voxels: int                       # voxels kept per frame (the test-time value)
-    point_features: int                   # x, y, z, intensity, ...
+    voxel_size: tuple[float, ...]  # x, y, z
+    max_points: int  # points kept per voxel
+    max_voxels: int  # voxels kept per frame (the test-time value)
+    point_features: int  # x, y, z, intensity, ...
 
 
 @dataclass(frozen=True)
 class Anchors:
     ranges: tuple[tuple[float, ...], ...]  # one (x0, y0, z0, x1, y1, z1) per size (size_per_range)
-    sizes: tuple[tuple[float, ...], ...]   # (dx, dy, dz) per anchor size
+    sizes: tuple[tuple[float, ...], ...]  # (dx, dy, dz) per anchor size
     rotations: tuple[float, ...]
     size_per_range: bool
     align_corner: bool
@@ -55,7 +56,7 @@ class TestSettings:
 @dataclass(frozen=True)
 class Manifest:
     class_names: tuple[str, ...]
-    inputs: tuple[str, ...]   # voxels, num_points, coors
+    inputs: tuple[str, ...]  # voxels, num_points, coors
     outputs: tuple[str, ...]  # cls_score0, bbox_pred0, dir_cls_pred0
     voxelizer: Voxelizer
     anchors: Anchors
@@ -74,16 +75,35 @@ def from_dict(data: dict[str, Any]) -> Manifest:
         class_names=tuple(str(name) for name in data["class_names"]),
         inputs=tuple(data["inputs"]),
         outputs=tuple(data["outputs"]),
-        voxelizer=Voxelizer(_floats(voxelizer["point_cloud_range"]), _floats(voxelizer["voxel_size"]),
-                            int(voxelizer["max_points"]), int(voxelizer["max_voxels"]),
-                            int(voxelizer["point_features"])),
-        anchors=Anchors(tuple(_floats(r) for r in anchors["ranges"]), tuple(_floats(s) for s in anchors["sizes"]),
-                        _floats(anchors["rotations"]), bool(anchors["size_per_range"]),
-                        bool(anchors["align_corner"]), float(anchors["scale"])),
-        head=Head(int(head["num_classes"]), bool(head["use_sigmoid_cls"]), int(head["box_code_size"]),
-                  float(head["dir_offset"]), float(head["dir_limit_offset"])),
-        test=TestSettings(int(test["nms_pre"]), float(test["score_thr"]), float(test["nms_thr"]),
-                          int(test["max_num"]), bool(test["use_rotate_nms"])),
+        voxelizer=Voxelizer(
+            _floats(voxelizer["point_cloud_range"]),
+            _floats(voxelizer["voxel_size"]),
+            int(voxelizer["max_points"]),
+            int(voxelizer["max_voxels"]),
+            int(voxelizer["point_features"]),
+        ),
+        anchors=Anchors(
+            tuple(_floats(r) for r in anchors["ranges"]),
+            tuple(_floats(s) for s in anchors["sizes"]),
+            _floats(anchors["rotations"]),
+            bool(anchors["size_per_range"]),
+            bool(anchors["align_corner"]),
+            float(anchors["scale"]),
+        ),
+        head=Head(
+            int(head["num_classes"]),
+            bool(head["use_sigmoid_cls"]),
+            int(head["box_code_size"]),
+            float(head["dir_offset"]),
+            float(head["dir_limit_offset"]),
+        ),
+        test=TestSettings(
+            int(test["nms_pre"]),
+            float(test["score_thr"]),
+            float(test["nms_thr"]),
+            int(test["max_num"]),
+            bool(test["use_rotate_nms"]),
+        ),
     )
 
 
@@ -91,22 +111,30 @@ def load_manifest(model_dir: str | Path) -> Manifest:
     """The manifest of a deployed-model folder, with a one-line error naming what is wrong."""
     path = Path(model_dir) / MANIFEST
     if not Path(model_dir).is_dir():
-        raise FileNotFoundError(f"{model_dir}: not a folder; pass a deployed model folder such as "
-                                f"deploy/onnxruntime-fp32 (fetch one with `dvc pull` or `dvc artifacts get`)")
+        raise FileNotFoundError(
+            f"{model_dir}: not a folder; pass a deployed model folder such as "
+            f"deploy/onnxruntime-fp32 (fetch one with `dvc pull` or `dvc artifacts get`)"
+        )
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found; {model_dir} is not a deployed model folder written by "
-                                f"mmloop's export/deploy stages (rerun `dvc repro export`)")
+        raise FileNotFoundError(
+            f"{path}: not found; {model_dir} is not a deployed model folder written by "
+            f"mmloop's export/deploy stages (rerun `dvc repro export`)"
+        )
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error}); rerun `dvc repro export`") from None
     if data.get("format") != FORMAT:
-        raise ValueError(f"{path}: format {data.get('format')!r}, this runtime reads {FORMAT!r}; "
-                         f"re-export with the same mmloop version as the runtime")
+        raise ValueError(
+            f"{path}: format {data.get('format')!r}, this runtime reads {FORMAT!r}; "
+            f"re-export with the same mmloop version as the runtime"
+        )
     try:
         manifest = from_dict(data)
     except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"{path}: malformed manifest ({type(error).__name__}: {error}); rerun `dvc repro export`") from None
+        raise ValueError(
+            f"{path}: malformed manifest ({type(error).__name__}: {error}); rerun `dvc repro export`"
+        ) from None
     check(manifest, path)
     return manifest
 

@@ -14,6 +14,7 @@ of 0.65 or 3.0). So every step replays mmcv's float32 operations in mmcv's
 order, vectorized over box pairs; the only loops are over the at most 24
 point slots of a pair.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -57,6 +58,7 @@ def _as_boxes(boxes: np.ndarray, name: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- corners
+
 
 def _half_extents(boxes_t: np.ndarray) -> np.ndarray:
     """Per-box terms (sin*h, cos*w, cos*h, sin*w), shape (4, N), of mmcv's corner formula.
@@ -103,6 +105,7 @@ def _corners(x: np.ndarray, y: np.ndarray, ext: np.ndarray) -> tuple[np.ndarray,
 #
 # From here on the pair axis is last: numpy is many times faster on long
 # contiguous inner loops than on (P, 4, 1) * (P, 1, 4) style broadcasts.
+
 
 def _inside(
     px: np.ndarray, py: np.ndarray, qx: np.ndarray, qy: np.ndarray, ex: np.ndarray, ey: np.ndarray
@@ -156,6 +159,7 @@ def _candidate_points(
 
 
 # ---------------------------------------------------------------- mmcv's hull
+
 
 def _compact(xs: np.ndarray, ys: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Accepted points moved to the front in slot order, as mmcv stores them.
@@ -218,7 +222,7 @@ def _insertion_sort(qx: np.ndarray, qy: np.ndarray, count: np.ndarray) -> None:
     unless the comparator is intransitive on those points.
     """
     for i in range(2, qx.shape[0]):
-        vx, vy = qx[i:i + 1].copy(), qy[i:i + 1].copy()
+        vx, vy = qx[i : i + 1].copy(), qy[i : i + 1].copy()
         less = _less(vx, vy, qx[1:i], qy[1:i])
         tail = less[::-1]
         slide = np.where(tail.all(axis=0), i - 1, tail.argmin(axis=0))
@@ -226,7 +230,7 @@ def _insertion_sort(qx: np.ndarray, qy: np.ndarray, count: np.ndarray) -> None:
         pos = np.where(i < count, pos, i)
         slots = np.arange(1, i + 1)[:, None]
         for q, v in ((qx, vx), (qy, vy)):
-            q[1:i + 1] = np.where(slots < pos, q[1:i + 1], np.where(slots == pos, v, q[:i]))
+            q[1 : i + 1] = np.where(slots < pos, q[1 : i + 1], np.where(slots == pos, v, q[:i]))
 
 
 def _graham_area(qx: np.ndarray, qy: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -285,6 +289,7 @@ def _intersection_area(xs: np.ndarray, ys: np.ndarray, valid: np.ndarray) -> np.
 
 # ---------------------------------------------------------------- IoU
 
+
 def _pair_iou(a: np.ndarray, b: np.ndarray, ext_a: np.ndarray, ext_b: np.ndarray) -> np.ndarray:
     """single_box_iou_rotated (float32) of boxes a[:, k], b[:, k] given as (5, P) columns."""
     xa, xb = _shifted_centres(a[0], b[0])
@@ -322,9 +327,9 @@ def _iou_at(a: np.ndarray, b: np.ndarray, rows: np.ndarray, cols: np.ndarray) ->
     ext_a, ext_b = _half_extents(a_t), _half_extents(b_t)
     out = np.empty(rows.shape[0], dtype=_F32)
     for start in range(0, rows.shape[0], _CHUNK_PAIRS):
-        r = rows[start:start + _CHUNK_PAIRS]
-        c = cols[start:start + _CHUNK_PAIRS]
-        out[start:start + _CHUNK_PAIRS] = _pair_iou(a_t[:, r], b_t[:, c], ext_a[:, r], ext_b[:, c])
+        r = rows[start : start + _CHUNK_PAIRS]
+        c = cols[start : start + _CHUNK_PAIRS]
+        out[start : start + _CHUNK_PAIRS] = _pair_iou(a_t[:, r], b_t[:, c], ext_a[:, r], ext_b[:, c])
     return out
 
 
@@ -347,8 +352,10 @@ def rotated_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- NMS
 
-def nms_rotated(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
-                groups: np.ndarray | None = None) -> np.ndarray:
+
+def nms_rotated(
+    boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, groups: np.ndarray | None = None
+) -> np.ndarray:
     """Indices (int64) of the boxes rotated NMS keeps, highest score first.
 
     Equals ``mmcv.ops.nms_rotated(dets, scores, iou_threshold)[1]`` on CPU:

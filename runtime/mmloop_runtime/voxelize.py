@@ -6,6 +6,7 @@ point arrives, points past `max_points` in a voxel are dropped, and voxels past 
 dropped. The arithmetic is float32, as in mmcv's CPU kernel, so voxel borders fall on the same
 points. The result is identical to mmcv's, point for point.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -16,9 +17,9 @@ from mmloop_runtime.manifest import Voxelizer
 
 
 class Voxels(NamedTuple):
-    voxels: np.ndarray      # (V, max_points, features) float32, zero-padded
+    voxels: np.ndarray  # (V, max_points, features) float32, zero-padded
     num_points: np.ndarray  # (V,) int32
-    coors: np.ndarray       # (V, 4) int32: batch index 0, z, y, x
+    coors: np.ndarray  # (V, 4) int32: batch index 0, z, y, x
 
 
 def in_range(points: np.ndarray, point_cloud_range: tuple[float, ...]) -> np.ndarray:
@@ -32,7 +33,9 @@ def in_range(points: np.ndarray, point_cloud_range: tuple[float, ...]) -> np.nda
 
 def grid_size(voxelizer: Voxelizer) -> np.ndarray:
     """Voxels along x, y, z (mmcv rounds the range over the voxel size)."""
-    extent = np.asarray(voxelizer.point_cloud_range[3:], np.float32) - np.asarray(voxelizer.point_cloud_range[:3], np.float32)
+    extent = np.asarray(voxelizer.point_cloud_range[3:], np.float32) - np.asarray(
+        voxelizer.point_cloud_range[:3], np.float32
+    )
     return np.round(extent / np.asarray(voxelizer.voxel_size, np.float32)).astype(np.int64)
 
 
@@ -55,7 +58,7 @@ def voxel_keys(points: np.ndarray, voxelizer: Voxelizer) -> np.ndarray:
 
 def voxelize(points: np.ndarray, voxelizer: Voxelizer) -> Voxels:
     """One frame's cloud (N, features) as the graph's voxels, num_points and coors."""
-    points = points[:, :voxelizer.point_features].astype(np.float32, copy=False)
+    points = points[:, : voxelizer.point_features].astype(np.float32, copy=False)
     keys = voxel_keys(points, voxelizer)
     inside = np.flatnonzero(keys >= 0)
     points, keys = points[inside], keys[inside]
@@ -84,12 +87,14 @@ def voxelize(points: np.ndarray, voxelizer: Voxelizer) -> Voxels:
     # Whole points as single 16-byte items: numpy moves those much faster than rows of 4 floats.
     point_item = np.dtype((np.void, 4 * features))
     voxels = np.zeros((total * max_points, features), np.float32)
-    voxels.view(point_item)[voxel_id[kept] * max_points + slot[kept], 0] = \
-        np.ascontiguousarray(points).view(point_item)[order[kept], 0]
+    voxels.view(point_item)[voxel_id[kept] * max_points + slot[kept], 0] = np.ascontiguousarray(points).view(
+        point_item
+    )[order[kept], 0]
     counts = np.diff(np.append(group_start, len(order)))
     num_points = np.minimum(counts[by_arrival[:total]], max_points).astype(np.int32)
     first_keys = keys[first_point[by_arrival[:total]]]
     nx, ny, _ = (int(n) for n in grid_size(voxelizer))
-    coors = np.stack([np.zeros(total, np.int64), first_keys // (nx * ny), first_keys // nx % ny, first_keys % nx],
-                     axis=1).astype(np.int32)  # batch index 0, z, y, x
+    coors = np.stack(
+        [np.zeros(total, np.int64), first_keys // (nx * ny), first_keys // nx % ny, first_keys % nx], axis=1
+    ).astype(np.int32)  # batch index 0, z, y, x
     return Voxels(voxels.reshape(total, max_points, features), num_points, coors)

@@ -1,0 +1,1 @@
+"""Stage plumbing every stage shares: params, one-line errors, whole writes, paths, device."""

@@ -1,0 +1,63 @@
+"""mmengine's DVCLive visualizer backend, made safe to run inside `dvc repro`.
+
+mmengine's `DVCLiveVisBackend` runs `dvc init -f --no-scm` when git has no user identity, which
+wipes `.dvc/` (config, remotes, cache) of the repository it runs in; on close it `dvc add`s every
+.json/.py/.yaml file of the work dir. This subclass builds `Live` directly and only ends it, and
+tells dvclive to leave dvc.yaml and experiments to DVC (the stage declares its files itself).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mmengine.registry import VISBACKENDS
+from mmengine.visualization import DVCLiveVisBackend
+
+#: Only these reach dvclive; the rest of mmengine's log (eta, memory, time) stays in its log file.
+TRAIN_KEYS = ("loss", "lr", "grad_norm")
+#: mmengine logs a metric as e.g. "Kitti metric/pred_instances_3d/KITTI/Car_3D_AP40_moderate_strict";
+#: the curves keep 3D and BEV AP (R40, moderate, KITTI's IoU thresholds) per class and overall.
+VAL_KEY_PARTS = ("AP40_moderate",)
+
+
+@VISBACKENDS.register_module()
+class MmloopDVCLiveVisBackend(DVCLiveVisBackend):
+    def __init__(self, save_dir: str, resume: bool = False) -> None:
+        super().__init__(save_dir)
+        self._resume = resume
+
+    def _init_env(self) -> None:
+        from dvclive import Live
+
+        self._dvclive = Live(
+            dir=self._save_dir, resume=self._resume, report=None, save_dvc_exp=False, dvcyaml=None, cache_images=False
+        )
+
+    def add_config(self, config: Any, **kwargs: Any) -> None:
+        """Not logged: the trained config is the stage's own output (models/model.py)."""
+
+    def add_scalars(
+        self, scalar_dict: dict[str, Any], step: int = 0, file_path: str | None = None, **kwargs: Any
+    ) -> None:
+        for key, value in scalar_dict.items():
+            name = metric_name(key)
+            if name:
+                self.add_scalar(name, value, step)
+
+    def close(self) -> None:
+        # dvclive starts lazily, on the first metric; a run with nothing to log (epochs=0) still
+        # leaves its (empty) summary, which the stage declares as an output.
+        if not hasattr(self, "_dvclive"):
+            self._init_env()
+        self._dvclive.end()
+
+
+def metric_name(key: str) -> str | None:
+    """The dvclive name of an mmengine log key, or None for keys not worth a curve."""
+    if "/" in key:
+        last = key.rsplit("/", 1)[-1]
+        official = last.endswith("_strict") or last.startswith("Overall_")
+        if official and all(part in last for part in VAL_KEY_PARTS) and ("3D" in last or "BEV" in last):
+            return "val/" + last.removesuffix("_strict")
+        return None
+    return "train/" + key if key.startswith(TRAIN_KEYS) else None
