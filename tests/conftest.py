@@ -1,18 +1,19 @@
-"""Shared fixtures: the repo root, small generated datasets, the real KITTI frames in ../shared."""
+"""Shared fixtures: small generated datasets and the real KITTI frames in ../shared.
+
+Helpers that are not fixtures live in tests/helpers.py (REPO, tree_md5 are re-exported here for
+modules that import them from tests.conftest)."""
+
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-KITTI_REAL = REPO.parent / "shared" / "fixtures" / "kitti-real"
+from tests.helpers import KITTI_REAL, REPO, tree_md5
+
+__all__ = ["KITTI_REAL", "REPO", "tree_md5"]
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +30,7 @@ def kitti_real() -> Path:
 @pytest.fixture(scope="session")
 def small_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small generated dataset (read-only by convention: copy it before corrupting it)."""
-    from stages.common.sample_data import generate_dataset
+    from sample_data import generate_dataset
 
     root = tmp_path_factory.mktemp("sample") / "kitti-small"
     generate_dataset(root, frames=8, seed=7)
@@ -42,28 +43,3 @@ def sample_copy(small_sample: Path, tmp_path: Path) -> Path:
     root = tmp_path / "kitti-small"
     shutil.copytree(small_sample, root)
     return root
-
-
-def tree_md5(root: Path) -> dict[str, str]:
-    """md5 of every file under `root`, by relative path: equal dicts mean bit-for-bit equal trees."""
-    return {
-        str(path.relative_to(root)): hashlib.md5(path.read_bytes()).hexdigest()
-        for path in sorted(root.rglob("*")) if path.is_file()
-    }
-
-
-def write_params(workdir: Path, root: Path, splits: tuple[str, ...] = ("train", "val")) -> None:
-    """A params.yaml in `workdir` (stages read it from the current directory) pointing at `root`."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["data"]["root"] = str(root)
-    params["data"]["splits"] = list(splits)
-    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def run_stage(name: str, workdir: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """`python -m stages.<name>` in `workdir`, as dvc would run it (with this repo importable)."""
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run(
-        [sys.executable, "-m", f"stages.{name}"],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout,
-    )

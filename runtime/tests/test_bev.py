@@ -1,4 +1,5 @@
 """BEV pictures put points and boxes where a driver expects them: x forward is up, y left is left."""
+
 from __future__ import annotations
 
 import importlib
@@ -10,11 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-if importlib.util.find_spec("mmloop_runtime") is None:
-    sys.path.insert(0, str(REPO / "runtime"))
-
-from mmloop_runtime import bev  # noqa: E402
+from mmloop_runtime import bev
 
 RANGE = [0.0, -20.0, -3.0, 40.0, 20.0, 1.0]
 PPM = 8.0
@@ -35,18 +32,21 @@ def as_array(image) -> np.ndarray:
 
 
 def near(picture: np.ndarray, row: int, col: int, colour: tuple[int, int, int], radius: int = 1) -> bool:
-    patch = picture[max(row - radius, 0):row + radius + 1, max(col - radius, 0):col + radius + 1]
+    patch = picture[max(row - radius, 0) : row + radius + 1, max(col - radius, 0) : col + radius + 1]
     return bool((patch == colour).all(axis=-1).any())
 
 
 @pytest.fixture
 def frame() -> dict:
-    points = np.array([
-        [30.0, 0.0, 0.5, 0.3],  # far ahead on the centre line
-        [10.0, 12.0, -1.0, 0.3],  # near, to the left
-        [10.0, -12.0, -2.5, 0.3],  # near, to the right, low
-        [100.0, 0.0, 0.0, 0.3],  # outside the range: dropped, not wrapped
-    ], dtype=np.float32)
+    points = np.array(
+        [
+            [30.0, 0.0, 0.5, 0.3],  # far ahead on the centre line
+            [10.0, 12.0, -1.0, 0.3],  # near, to the left
+            [10.0, -12.0, -2.5, 0.3],  # near, to the right, low
+            [100.0, 0.0, 0.0, 0.3],  # outside the range: dropped, not wrapped
+        ],
+        dtype=np.float32,
+    )
     return {"points": points, "point_cloud_range": RANGE, "class_names": CLASS_NAMES, "pixels_per_metre": PPM}
 
 
@@ -77,7 +77,7 @@ def test_boxes_drawn_in_class_colour_with_heading_tick_and_score(frame: dict) ->
     assert not near(picture, *pixel(x - dx / 4, y), car)
     # score text in the class colour, right of the box in the picture (towards -y)
     text_row, text_col = pixel(x, y - dy / 2)
-    text = picture[text_row - 12:text_row + 12, text_col + 2:text_col + 40].reshape(-1, 3).astype(int)
+    text = picture[text_row - 12 : text_row + 12, text_col + 2 : text_col + 40].reshape(-1, 3).astype(int)
     inked = text[(text != bev.BACKGROUND).any(axis=-1)]
     assert len(inked) > 20
     strongest = inked[np.argmax(inked.sum(axis=-1))]  # the text is antialiased: its fullest pixel is the colour
@@ -94,18 +94,22 @@ def test_boxes_drawn_in_class_colour_with_heading_tick_and_score(frame: dict) ->
 
 def test_works_without_boxes_and_with_empty_arrays(frame: dict) -> None:
     plain = as_array(bev.render_bev(**frame, title="000004 pointpillars"))
-    empty = as_array(bev.render_bev(**frame, boxes=np.zeros((0, 7)), scores=np.zeros(0), labels=np.zeros(0),
-                                    gt_boxes=np.zeros((0, 7))))
+    empty = as_array(
+        bev.render_bev(
+            **frame, boxes=np.zeros((0, 7)), scores=np.zeros(0), labels=np.zeros(0), gt_boxes=np.zeros((0, 7))
+        )
+    )
     assert plain.shape == empty.shape
     no_points = as_array(bev.render_bev(np.zeros((0, 4), np.float32), RANGE, CLASS_NAMES, pixels_per_metre=PPM))
     assert no_points.shape == plain.shape
-    for colour in bev.CLASS_COLOURS[len(CLASS_NAMES):]:
+    for colour in bev.CLASS_COLOURS[len(CLASS_NAMES) :]:
         assert not (plain == colour).all(axis=-1).any()  # only the legend's classes are coloured
 
 
 def test_size_follows_range_and_resolution() -> None:
-    image = bev.render_bev(np.zeros((1, 4), np.float32), [0, -39.68, -3, 69.12, 39.68, 1], CLASS_NAMES,
-                           pixels_per_metre=4.0)
+    image = bev.render_bev(
+        np.zeros((1, 4), np.float32), [0, -39.68, -3, 69.12, 39.68, 1], CLASS_NAMES, pixels_per_metre=4.0
+    )
     assert image.size == bev.picture_size([0, -39.68, -3, 69.12, 39.68, 1], 4.0) == (317, 276)
 
 

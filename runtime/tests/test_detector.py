@@ -5,6 +5,7 @@ mmdet3d/mmcv are the reference here, so these tests import them; the runtime its
 mmdeploy with random weights whose class prior is raised, so every frame gives NMS hundreds of
 overlapping candidates to sort out.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from conftest import REPO
 
 SMALL_CONFIG = "configs/models/pointpillars_small-sample.py"
@@ -24,9 +24,18 @@ FULL_CONFIG = "configs/models/pointpillars_kitti-3class.py"
 
 
 def model_config(name: str) -> Any:
-    from stages.common.model_config import load_config
+    from mmloop.openmmlab.config import load_config
 
     return load_config(str(REPO / name))
+
+
+def manifest_data(model_cfg: Any) -> dict[str, Any]:
+    """What export writes as manifest.json, with the graph's names from our ONNX Runtime deploy config."""
+    from mmloop.deploy.target import graph_io, load_deploy_config
+    from mmloop.models.anchor3d import runtime_manifest
+
+    io = graph_io(load_deploy_config("onnxruntime", 13))
+    return runtime_manifest(model_cfg, io.inputs, io.outputs)
 
 
 def fixture_clouds(kitti_real: Path) -> list[Path]:
@@ -38,9 +47,9 @@ def random_model(tmp_path_factory: pytest.TempPathFactory, kitti_real: Path) -> 
     """deploy/onnx's layout (end2end.onnx, manifest.json, deploy.py, model.py) for a random small model."""
     import torch
 
-    from stages.common.deploy_target import load_deploy_config
-    from stages.common.deployed_eval import pytorch_model
-    from stages.common.onnx_export import export_model_folder
+    from mmloop.deploy.export import export_model_folder
+    from mmloop.deploy.parity import pytorch_model
+    from mmloop.deploy.target import load_deploy_config
 
     folder = tmp_path_factory.mktemp("random-model")
     torch.manual_seed(0)
@@ -50,17 +59,20 @@ def random_model(tmp_path_factory: pytest.TempPathFactory, kitti_real: Path) -> 
         model.bbox_head.conv_cls.bias.fill_(-0.5)  # scores around 0.4: many boxes over score_thr
     checkpoint = folder / "random.pth"
     torch.save({"state_dict": model.state_dict()}, checkpoint)
-    export_model_folder(fixture_clouds(kitti_real)[0], folder, load_deploy_config("onnxruntime", 13), model_cfg,
-                        checkpoint)
+    export_model_folder(
+        fixture_clouds(kitti_real)[0], folder, load_deploy_config("onnxruntime", 13), model_cfg, checkpoint
+    )
     checkpoint.unlink()
     return folder
 
 
 # --- pieces -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("max_points, max_voxels", [(32, 20000), (5, 300), (1, 50)])
-def test_voxelize_matches_mmdet3d_range_filter_and_mmcv_voxelizer(kitti_real: Path, max_points: int,
-                                                                  max_voxels: int) -> None:
+def test_voxelize_matches_mmdet3d_range_filter_and_mmcv_voxelizer(
+    kitti_real: Path, max_points: int, max_voxels: int
+) -> None:
     import torch
     from mmcv.ops import Voxelization
     from mmdet3d.datasets.transforms import PointsRangeFilter
@@ -92,10 +104,9 @@ def test_anchors_and_box_decoding_match_mmdet3d(config: str) -> None:
 
     from mmloop_runtime.head import anchor_grid, decode_boxes
     from mmloop_runtime.manifest import from_dict
-    from stages.common.runtime_manifest import runtime_manifest
 
     model_cfg = model_config(config)
-    manifest = from_dict(runtime_manifest(model_cfg))
+    manifest = from_dict(manifest_data(model_cfg))
     init_default_scope("mmdet3d")
     head = MODELS.build(model_cfg.model.bbox_head)
     height, width = model_cfg.model.middle_encoder.output_shape
@@ -118,23 +129,25 @@ def test_head_matches_anchor3dhead_predict_by_feat(seed: int) -> None:
     from mmdet3d.structures import LiDARInstance3DBoxes
     from mmengine.registry import init_default_scope
 
+    from mmloop.deploy.parity import as_detections, detection_agreement
     from mmloop_runtime.head import predict
     from mmloop_runtime.manifest import from_dict
-    from stages.common.deployed_eval import as_detections, detection_agreement
-    from stages.common.runtime_manifest import runtime_manifest
 
     model_cfg = model_config(SMALL_CONFIG)
-    manifest = from_dict(runtime_manifest(model_cfg))
+    manifest = from_dict(manifest_data(model_cfg))
     init_default_scope("mmdet3d")
     head = MODELS.build(model_cfg.model.bbox_head)
     rng = np.random.default_rng(seed)
     anchors, classes = 6, 3
-    maps = {"cls_score0": rng.normal(-1.5, 1.5, (1, anchors * classes, 72, 72)).astype(np.float32),
-            "bbox_pred0": rng.normal(0, 0.3, (1, anchors * 7, 72, 72)).astype(np.float32),
-            "dir_cls_pred0": rng.normal(0, 1, (1, anchors * 2, 72, 72)).astype(np.float32)}
+    maps = {
+        "cls_score0": rng.normal(-1.5, 1.5, (1, anchors * classes, 72, 72)).astype(np.float32),
+        "bbox_pred0": rng.normal(0, 0.3, (1, anchors * 7, 72, 72)).astype(np.float32),
+        "dir_cls_pred0": rng.normal(0, 1, (1, anchors * 2, 72, 72)).astype(np.float32),
+    }
     tensors = [[torch.from_numpy(maps[name])] for name in manifest.outputs]
-    expected = head.predict_by_feat(*tensors, batch_input_metas=[{"box_type_3d": LiDARInstance3DBoxes}],
-                                    cfg=model_cfg.model.test_cfg)[0]
+    expected = head.predict_by_feat(
+        *tensors, batch_input_metas=[{"box_type_3d": LiDARInstance3DBoxes}], cfg=model_cfg.model.test_cfg
+    )[0]
     expected = as_detections(expected)
     got = predict(maps, manifest.outputs, manifest.anchors, manifest.head, manifest.test)
     assert len(expected.labels) == manifest.test.max_num  # enough candidates for NMS and max_num to matter
@@ -156,9 +169,7 @@ def test_manifest_errors_name_the_file_and_the_fix(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "other/9"}))
     with pytest.raises(ValueError, match=r"format 'other/9', this runtime reads 'mmloop-runtime/1'"):
         load_manifest(tmp_path)
-    from stages.common.runtime_manifest import runtime_manifest
-
-    axis_aligned = runtime_manifest(model_config(SMALL_CONFIG))
+    axis_aligned = manifest_data(model_config(SMALL_CONFIG))
     axis_aligned["test"]["use_rotate_nms"] = False
     (tmp_path / "manifest.json").write_text(json.dumps(axis_aligned))
     with pytest.raises(ValueError, match=r"manifest.json: test.use_rotate_nms false \(the runtime implements rotated"):
@@ -166,20 +177,21 @@ def test_manifest_errors_name_the_file_and_the_fix(tmp_path: Path) -> None:
 
 
 def test_manifest_refuses_what_the_runtime_cannot_decode() -> None:
-    from stages.common.runtime_manifest import runtime_manifest, unsupported
-    from stages.common.stage import StageError
+    from mmloop.core.stage import StageError
+    from mmloop.models.anchor3d import runtime_unsupported
 
     model_cfg = model_config(SMALL_CONFIG)
-    assert unsupported(model_cfg) is None
+    assert runtime_unsupported(model_cfg) is None
     model_cfg.model.bbox_head.type = "CenterHead"
     model_cfg.model.test_cfg.use_rotate_nms = False
-    reason = unsupported(model_cfg)
+    reason = runtime_unsupported(model_cfg)
     assert "bbox_head 'CenterHead'" in reason and "use_rotate_nms is false" in reason
     with pytest.raises(StageError, match="the runtime cannot run this model: bbox_head 'CenterHead'"):
-        runtime_manifest(model_cfg)
+        manifest_data(model_cfg)
 
 
 # --- the whole runtime --------------------------------------------------------------------------
+
 
 def test_runtime_matches_mmdeploy_on_real_kitti_frames(random_model: Path, kitti_real: Path) -> None:
     """Each real frame through mmdeploy's backend model (its test pipeline, voxelizer, the same
@@ -187,9 +199,9 @@ def test_runtime_matches_mmdeploy_on_real_kitti_frames(random_model: Path, kitti
     from mmdeploy.apis.utils import build_task_processor
     from mmdeploy.utils import load_config
 
+    from mmloop.deploy.parity import as_detections, detection_agreement
     from mmloop_runtime import Detector
     from mmloop_runtime.kitti import read_cloud
-    from stages.common.deployed_eval import as_detections, detection_agreement
 
     deploy_cfg, model_cfg = load_config(str(random_model / "deploy.py"), str(random_model / "model.py"))
     processor = build_task_processor(model_cfg, deploy_cfg, "cpu")
@@ -207,13 +219,15 @@ def test_runtime_matches_mmdeploy_on_real_kitti_frames(random_model: Path, kitti
 
 
 def test_prediction_imports_no_torch(random_model: Path, kitti_real: Path) -> None:
-    script = (f"import sys, numpy as np\n"
-              f"from mmloop_runtime import Detector\n"
-              f"points = np.fromfile({str(fixture_clouds(kitti_real)[0])!r}, np.float32).reshape(-1, 4)\n"
-              f"boxes, scores, labels = Detector({str(random_model)!r}).predict(points)\n"
-              f"assert len(boxes) > 0\n"
-              f"heavy = sorted(m for m in ('torch', 'mmcv', 'mmengine', 'mmdet', 'mmdet3d', 'mmdeploy') if m in sys.modules)\n"
-              f"print(len(boxes), heavy)\n")
+    script = (
+        f"import sys, numpy as np\n"
+        f"from mmloop_runtime import Detector\n"
+        f"points = np.fromfile({str(fixture_clouds(kitti_real)[0])!r}, np.float32).reshape(-1, 4)\n"
+        f"boxes, scores, labels = Detector({str(random_model)!r}).predict(points)\n"
+        f"assert len(boxes) > 0\n"
+        f"heavy = sorted(m for m in ('torch', 'mmcv', 'mmengine', 'mmdet', 'mmdet3d', 'mmdeploy') if m in sys.modules)\n"
+        f"print(len(boxes), heavy)\n"
+    )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     count, heavy = result.stdout.split(" ", 1)
@@ -221,8 +235,9 @@ def test_prediction_imports_no_torch(random_model: Path, kitti_real: Path) -> No
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mmloop_runtime", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "mmloop_runtime", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_cli_writes_kitti_labels_json_and_pictures(random_model: Path, kitti_real: Path, tmp_path: Path) -> None:
@@ -232,8 +247,15 @@ def test_cli_writes_kitti_labels_json_and_pictures(random_model: Path, kitti_rea
     from mmloop_runtime.kitti import read_cloud
 
     out = tmp_path / "preds"
-    result = run_cli("predict", "--model", str(random_model), str(kitti_real / "training" / "velodyne"),
-                     "--out", str(out), "--render")
+    result = run_cli(
+        "predict",
+        "--model",
+        str(random_model),
+        str(kitti_real / "training" / "velodyne"),
+        "--out",
+        str(out),
+        "--render",
+    )
     assert result.returncode == 0, result.stderr
     assert "6 cloud(s)" in result.stderr and "[6/6] 000005" in result.stderr  # calib/ found beside velodyne/
     detector = Detector(random_model)
@@ -242,7 +264,9 @@ def test_cli_writes_kitti_labels_json_and_pictures(random_model: Path, kitti_rea
         boxes, scores, labels = detector.predict(read_cloud(cloud))
         assert report["frame_of_reference"] == "lidar" and len(report["detections"]) == len(boxes)
         first = report["detections"][0]
-        assert first["label"] == detector.class_names[labels[0]] and first["score"] == pytest.approx(scores[0], abs=1e-5)
+        assert first["label"] == detector.class_names[labels[0]] and first["score"] == pytest.approx(
+            scores[0], abs=1e-5
+        )
         np.testing.assert_allclose(first["box"], boxes[0], atol=1e-4)
         lines = (out / f"{cloud.stem}.txt").read_text().splitlines()
         assert 0 < len(lines) <= len(boxes)  # KittiMetric's filters: in the image, in range
@@ -261,7 +285,8 @@ def test_cli_without_calibration_writes_json_only(random_model: Path, kitti_real
     result = run_cli("predict", "--model", str(random_model), str(cloud), "--format", "kitti")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "mmloop_runtime: error: --format kitti: label_2 files are in the camera frame; pass --calib <file or folder>")
+        "mmloop_runtime: error: --format kitti: label_2 files are in the camera frame; pass --calib <file or folder>"
+    )
 
 
 def test_cli_bad_input_fails_at_once_in_one_line(random_model: Path, kitti_real: Path, tmp_path: Path) -> None:
@@ -271,14 +296,20 @@ def test_cli_bad_input_fails_at_once_in_one_line(random_model: Path, kitti_real:
     (clouds / "000001.bin").write_bytes(b"\0" * 18)
     out = tmp_path / "out"
     cases = [
-        (["--model", str(random_model), str(clouds)],
-         f"{clouds / '000001.bin'}: 18 bytes is not a whole number of 4-float points (16 bytes each); "
-         f"is it a KITTI velodyne .bin with 4 features?"),
-        (["--model", str(tmp_path), str(clouds / "000000.bin")],
-         f"{tmp_path / 'manifest.json'}: not found; {tmp_path} is not a deployed model folder written by "
-         f"mmloop's export/deploy stages (rerun `dvc repro export`)"),
-        (["--model", str(random_model), str(tmp_path / "missing.bin")],
-         f"{tmp_path / 'missing.bin'}: not found; pass a KITTI .bin cloud or a folder of them"),
+        (
+            ["--model", str(random_model), str(clouds)],
+            f"{clouds / '000001.bin'}: 18 bytes is not a whole number of 4-float points (16 bytes each); "
+            f"is it a KITTI velodyne .bin with 4 features?",
+        ),
+        (
+            ["--model", str(tmp_path), str(clouds / "000000.bin")],
+            f"{tmp_path / 'manifest.json'}: not found; {tmp_path} is not a deployed model folder written by "
+            f"mmloop's export/deploy stages (rerun `dvc repro export`)",
+        ),
+        (
+            ["--model", str(random_model), str(tmp_path / "missing.bin")],
+            f"{tmp_path / 'missing.bin'}: not found; pass a KITTI .bin cloud or a folder of them",
+        ),
     ]
     for args, message in cases:
         result = run_cli("predict", *args, "--out", str(out))
@@ -288,7 +319,8 @@ def test_cli_bad_input_fails_at_once_in_one_line(random_model: Path, kitti_real:
     (clouds / "000001.bin").write_bytes(b"")
     result = run_cli("predict", "--model", str(random_model), str(clouds), "--out", str(out))
     assert result.stderr.strip().splitlines() == [
-        f"mmloop_runtime: error: {clouds / '000001.bin'}: an empty cloud (0 bytes); remove it or re-export the frame"]
+        f"mmloop_runtime: error: {clouds / '000001.bin'}: an empty cloud (0 bytes); remove it or re-export the frame"
+    ]
 
 
 def test_empty_or_out_of_range_cloud(random_model: Path) -> None:
@@ -314,14 +346,32 @@ def test_runtime_installs_and_runs_on_its_own(random_model: Path, kitti_real: Pa
     package = tmp_path / "runtime"  # a copy: pip builds in the source folder (build/, egg-info)
     shutil.copytree(REPO / "runtime", package, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     constraints = REPO / "constraints.txt"  # the same numpy and onnxruntime as the project
-    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-c", str(constraints), str(package)],
-                             capture_output=True, text=True, timeout=900)
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "-c", str(constraints), str(package)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert install.returncode == 0, install.stderr[-2000:]
     frozen = subprocess.run([str(python), "-m", "pip", "freeze"], capture_output=True, text=True).stdout.lower()
     assert "onnxruntime==" in frozen and not any(f"{name}==" in frozen for name in ("torch", "mmcv", "mmdet3d"))
     out = tmp_path / "out"
-    result = subprocess.run([str(python), "-m", "mmloop_runtime", "predict", "--model", str(random_model),
-                             str(fixture_clouds(kitti_real)[0]), "--out", str(out)],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "mmloop_runtime",
+            "predict",
+            "--model",
+            str(random_model),
+            str(fixture_clouds(kitti_real)[0]),
+            "--out",
+            str(out),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads((out / "000000.json").read_text())["detections"]

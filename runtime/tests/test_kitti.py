@@ -1,7 +1,7 @@
 """The runtime's numpy KITTI code gives mmdet3d's numbers: box frames, corners, calib, KittiMetric result lines."""
+
 from __future__ import annotations
 
-import importlib.util
 import math
 import subprocess
 import sys
@@ -9,12 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
-if importlib.util.find_spec("mmloop_runtime") is None:
-    sys.path.insert(0, str(REPO / "runtime"))
-
-from mmloop_runtime import kitti  # noqa: E402
+from mmloop_runtime import kitti
 
 FRAMES = [f"{i:06d}" for i in range(6)]
 CLASS_NAMES = ["Pedestrian", "Cyclist", "Car"]
@@ -25,11 +22,17 @@ MODEL_RANGE = [0, -39.68, -3, 69.12, 39.68, 1]
 def random_lidar_boxes(count: int, seed: int) -> np.ndarray:
     """Boxes all round the car, some outside the image and range, yaws well past +-pi."""
     rng = np.random.default_rng(seed)
-    return np.column_stack([
-        rng.uniform(-15, 85, count), rng.uniform(-50, 50, count), rng.uniform(-3.5, 0.5, count),
-        rng.uniform(0.4, 5.0, count), rng.uniform(0.4, 2.5, count), rng.uniform(1.0, 2.2, count),
-        rng.uniform(-8, 8, count),
-    ]).astype(np.float32)  # the model's boxes are float32, and mmdet3d holds boxes as float32
+    return np.column_stack(
+        [
+            rng.uniform(-15, 85, count),
+            rng.uniform(-50, 50, count),
+            rng.uniform(-3.5, 0.5, count),
+            rng.uniform(0.4, 5.0, count),
+            rng.uniform(0.4, 2.5, count),
+            rng.uniform(1.0, 2.2, count),
+            rng.uniform(-8, 8, count),
+        ]
+    ).astype(np.float32)  # the model's boxes are float32, and mmdet3d holds boxes as float32
 
 
 def frame_calib(kitti_real: Path, frame_id: str) -> kitti.Calib:
@@ -69,9 +72,11 @@ def test_camera_to_lidar_matches_mmdet3d_and_inverts(kitti_real: Path, frame_id:
     calib = frame_calib(kitti_real, frame_id)
     boxes = random_lidar_boxes(200, seed=10 + int(frame_id))
     cam = kitti.lidar_to_camera(boxes, calib).astype(np.float32)
-    theirs = CameraInstance3DBoxes(torch.from_numpy(cam)).convert_to(
-        Box3DMode.LIDAR, np.linalg.inv(calib.lidar2cam)
-    ).tensor.numpy()
+    theirs = (
+        CameraInstance3DBoxes(torch.from_numpy(cam))
+        .convert_to(Box3DMode.LIDAR, np.linalg.inv(calib.lidar2cam))
+        .tensor.numpy()
+    )
     ours = kitti.camera_to_lidar(cam, calib)
     np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=0)
     np.testing.assert_allclose(ours[:, :6], boxes[:, :6], atol=1e-4)
@@ -93,10 +98,17 @@ def test_camera_corners_match_mmdet3d() -> None:
     from mmdet3d.structures import CameraInstance3DBoxes
 
     rng = np.random.default_rng(4)
-    cam = np.column_stack([
-        rng.uniform(-20, 20, 300), rng.uniform(0, 3, 300), rng.uniform(1, 70, 300),
-        rng.uniform(0.4, 5, 300), rng.uniform(1, 2.2, 300), rng.uniform(0.4, 2.5, 300), rng.uniform(-4, 4, 300),
-    ]).astype(np.float32)
+    cam = np.column_stack(
+        [
+            rng.uniform(-20, 20, 300),
+            rng.uniform(0, 3, 300),
+            rng.uniform(1, 70, 300),
+            rng.uniform(0.4, 5, 300),
+            rng.uniform(1, 2.2, 300),
+            rng.uniform(0.4, 2.5, 300),
+            rng.uniform(-4, 4, 300),
+        ]
+    ).astype(np.float32)
     theirs = CameraInstance3DBoxes(torch.from_numpy(cam)).corners.numpy()
     np.testing.assert_allclose(kitti.camera_corners(cam), theirs, atol=1e-4, rtol=0)
 
@@ -123,7 +135,10 @@ def kittimetric_lines(tmp_path: Path, boxes, scores, labels, calib: kitti.Calib,
     )
     # bbox2result_kitti reads only these fields of the dataset's infos (set by compute_metrics normally).
     camera = {
-        "height": shape[0], "width": shape[1], "lidar2cam": calib.lidar2cam.tolist(), "cam2img": calib.P2.tolist(),
+        "height": shape[0],
+        "width": shape[1],
+        "lidar2cam": calib.lidar2cam.tolist(),
+        "cam2img": calib.P2.tolist(),
     }
     metric.data_infos = [{"sample_idx": 0, "images": {"CAM2": camera}}]
     prediction = {
@@ -198,12 +213,12 @@ def test_label_line_of_a_real_ground_truth_car(kitti_real: Path) -> None:
     """label_2 -> LiDAR -> label line gives back the label's own numbers (KITTI's alpha, ry, dims, place)."""
     calib = frame_calib(kitti_real, "000004")
     fields = (kitti_real / "training" / "label_2" / "000004.txt").read_text().splitlines()[0].split()
-    h, w, l, x, y, z, ry = (float(v) for v in fields[8:15])
-    lidar = kitti.camera_to_lidar(np.array([[x, y, z, l, h, w, ry]]), calib)
+    h, w, length, x, y, z, ry = (float(v) for v in fields[8:15])
+    lidar = kitti.camera_to_lidar(np.array([[x, y, z, length, h, w, ry]]), calib)
     line = kitti.label_lines(lidar, [0.9], [2], CLASS_NAMES, calib, image_shape=image_shape(kitti_real, "000004"))[0]
     ours = line.split()
     assert ours[:3] == ["Car", "-1", "-1"] and ours[15] == "0.9000"
-    np.testing.assert_allclose([float(v) for v in ours[8:15]], [h, w, l, x, y, z, ry], atol=1e-4)
+    np.testing.assert_allclose([float(v) for v in ours[8:15]], [h, w, length, x, y, z, ry], atol=1e-4)
     np.testing.assert_allclose([float(v) for v in ours[4:8]], [float(v) for v in fields[4:8]], atol=3)  # 2D box
     assert abs(float(ours[3]) - float(fields[3])) < 0.02  # alpha from the LiDAR ray, close to the camera ray's
 
@@ -268,12 +283,18 @@ def test_read_cloud_bad_files(tmp_path: Path) -> None:
 @pytest.mark.fixtures
 @pytest.mark.parametrize("frame_id", FRAMES)
 def test_read_calib_matches_mmdet3d_converter(kitti_real: Path, frame_id: str) -> None:
-    from stages.common.mmdet3d_tools import import_tool
+    from mmloop.openmmlab.tools import import_tool
 
     data_utils = import_tool("dataset_converters.kitti_data_utils")
     infos = data_utils.get_kitti_image_info(
-        str(kitti_real), training=True, label_info=False, calib=True, image_ids=[int(frame_id)],
-        extend_matrix=True, with_imageshape=False, num_worker=1,
+        str(kitti_real),
+        training=True,
+        label_info=False,
+        calib=True,
+        image_ids=[int(frame_id)],
+        extend_matrix=True,
+        with_imageshape=False,
+        num_worker=1,
     )
     theirs = infos[0]["calib"]
     ours = frame_calib(kitti_real, frame_id)
@@ -295,13 +316,18 @@ def test_read_calib_bad_files(kitti_real: Path, tmp_path: Path) -> None:
             kitti.read_calib(calib_file)
         assert str(error.value) == f"{calib_file}: {message}"
 
-    expect([line for line in good_lines if not line.startswith("R0_rect")],
-           "no 'R0_rect:' line; is it a KITTI object calib .txt (P0-P3, R0_rect, Tr_velo_to_cam)?")
-    expect([line.rsplit(" ", 1)[0] if line.startswith("P2") else line for line in good_lines],
-           "'P2:' has 11 numbers, expected 12 (3x4); fix or re-copy the calib file")
-    expect([line.replace(line.split()[1], "x", 1) if line.startswith("Tr_velo_to_cam") else line
-            for line in good_lines],
-           "'Tr_velo_to_cam:' has a value that is not a number; fix or re-copy the calib file")
+    expect(
+        [line for line in good_lines if not line.startswith("R0_rect")],
+        "no 'R0_rect:' line; is it a KITTI object calib .txt (P0-P3, R0_rect, Tr_velo_to_cam)?",
+    )
+    expect(
+        [line.rsplit(" ", 1)[0] if line.startswith("P2") else line for line in good_lines],
+        "'P2:' has 11 numbers, expected 12 (3x4); fix or re-copy the calib file",
+    )
+    expect(
+        [line.replace(line.split()[1], "x", 1) if line.startswith("Tr_velo_to_cam") else line for line in good_lines],
+        "'Tr_velo_to_cam:' has a value that is not a number; fix or re-copy the calib file",
+    )
     with pytest.raises(ValueError) as error:
         kitti.read_calib(tmp_path / "nope.txt")
     assert str(error.value) == (
@@ -336,8 +362,11 @@ def test_label_boxes_are_the_ground_truth_mmdet3d_reads(kitti_real: Path, tmp_pa
     assert labels.tolist() == [2, 2]  # two cars; five DontCare lines skipped
     np.testing.assert_allclose(boxes[0], [-15.71, 2.16, 38.26, 4.01, 1.49, 1.76, 1.57])
     calib = frame_calib(kitti_real, "000004")
-    theirs = CameraInstance3DBoxes(torch.from_numpy(boxes)).convert_to(
-        Box3DMode.LIDAR, np.linalg.inv(calib.lidar2cam)).tensor.numpy()
+    theirs = (
+        CameraInstance3DBoxes(torch.from_numpy(boxes))
+        .convert_to(Box3DMode.LIDAR, np.linalg.inv(calib.lidar2cam))
+        .tensor.numpy()
+    )
     np.testing.assert_allclose(kitti.camera_to_lidar(boxes, calib), theirs, atol=1e-4, rtol=0)
     short = tmp_path / "000004.txt"
     short.write_text("Car 0.00 0 1.96 280.38 185.10\n")

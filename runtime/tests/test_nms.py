@@ -4,24 +4,19 @@ The runtime must keep exactly the boxes mmdet3d's nms_bev keeps, so every
 comparison here is with the real mmcv op: IoU within 1e-5, keep indices equal.
 torch and mmcv are imported inside the tests only; the runtime never sees them.
 """
+
 from __future__ import annotations
 
 import subprocess
 import sys
 import timeit
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
-
-try:
-    from mmloop_runtime import nms as rt_nms
-except ImportError:  # not installed (editable) yet: use the checkout
-    sys.path.insert(0, str(REPO / "runtime"))
-    from mmloop_runtime import nms as rt_nms
+from mmloop_runtime import nms as rt_nms
 
 THRESHOLDS = (0.01, 0.1, 0.5, 0.7)
 IOU_TOL = 1e-5
@@ -38,7 +33,9 @@ def mmcv_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return ops.box_iou_rotated(
         torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)),
         torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32)),
-        mode="iou", aligned=False, clockwise=True,
+        mode="iou",
+        aligned=False,
+        clockwise=True,
     ).numpy()
 
 
@@ -56,8 +53,10 @@ def random_boxes(rng: np.random.Generator, n: int) -> np.ndarray:
     """LiDAR-like BEV boxes: centres in 0..50 m, sides 0.5-5 m, any angle."""
     return np.stack(
         [
-            rng.uniform(0, 50, n), rng.uniform(0, 50, n),
-            rng.uniform(0.5, 5, n), rng.uniform(0.5, 5, n),
+            rng.uniform(0, 50, n),
+            rng.uniform(0, 50, n),
+            rng.uniform(0.5, 5, n),
+            rng.uniform(0.5, 5, n),
             rng.uniform(-np.pi, 2 * np.pi, n),
         ],
         axis=1,
@@ -83,27 +82,44 @@ def hard_case_boxes() -> np.ndarray:
     half_pi = np.pi / 2
     rows = [
         # identical boxes at several angles
-        (10, 10, 4, 2, 0), (10, 10, 4, 2, 0),
-        (20, 5, 1.6, 3.9, 0.7), (20, 5, 1.6, 3.9, 0.7),
-        (30, 30, 2, 2, np.pi), (30, 30, 2, 2, np.pi),
+        (10, 10, 4, 2, 0),
+        (10, 10, 4, 2, 0),
+        (20, 5, 1.6, 3.9, 0.7),
+        (20, 5, 1.6, 3.9, 0.7),
+        (30, 30, 2, 2, np.pi),
+        (30, 30, 2, 2, np.pi),
         # nested: small box inside a big one, same and different angles
-        (40, 40, 5, 5, 0), (40, 40, 1, 1, 0), (40.5, 39.5, 1, 2, 0.3),
+        (40, 40, 5, 5, 0),
+        (40, 40, 1, 1, 0),
+        (40.5, 39.5, 1, 2, 0.3),
         # touching along an edge (axis aligned and rotated), and at a corner
-        (5, 40, 2, 2, 0), (7, 40, 2, 2, 0), (5, 42, 2, 2, 0), (7, 42, 2, 2, 0),
+        (5, 40, 2, 2, 0),
+        (7, 40, 2, 2, 0),
+        (5, 42, 2, 2, 0),
+        (7, 42, 2, 2, 0),
         (15, 40, 2, 1, np.pi / 4),
         (15 + np.cos(np.pi / 4) * 2, 40 + np.sin(np.pi / 4) * 2, 2, 1, np.pi / 4),
         # rotated by exactly 90 deg: same footprint as the w/h swapped box
-        (25, 15, 4, 1.5, 0), (25, 15, 1.5, 4, half_pi), (25, 15, 4, 1.5, np.pi),
-        (25, 15, 4, 1.5, half_pi), (25, 15, 3, 3, half_pi), (25, 15, 3, 3, 0),
+        (25, 15, 4, 1.5, 0),
+        (25, 15, 1.5, 4, half_pi),
+        (25, 15, 4, 1.5, np.pi),
+        (25, 15, 4, 1.5, half_pi),
+        (25, 15, 3, 3, half_pi),
+        (25, 15, 3, 3, 0),
         # well separated
-        (0.5, 0.5, 0.5, 0.5, 0), (49.5, 49.5, 0.5, 0.5, 1.0),
+        (0.5, 0.5, 0.5, 0.5, 0),
+        (49.5, 49.5, 0.5, 0.5, 1.0),
         # zero-size: no width, no height, a point, and one on top of a real box
-        (10, 10, 0, 2, 0), (10, 10, 4, 0, 0), (10, 10, 0, 0, 0), (40, 40, 0, 5, 0.2),
+        (10, 10, 0, 2, 0),
+        (10, 10, 4, 0, 0),
+        (10, 10, 0, 0, 0),
+        (40, 40, 0, 5, 0.2),
     ]
     return np.asarray(rows, dtype=np.float32)
 
 
 # ---------------------------------------------------------------- IoU
+
 
 def test_iou_matches_mmcv_on_random_lidar_boxes() -> None:
     rng = np.random.default_rng(20240501)
@@ -192,10 +208,14 @@ def test_iou_reproduces_mmcv_hull_sort_quirk() -> None:
     angular order and reports IoUs far from 1. The runtime must agree."""
     pairs = np.array(
         [
-            [[48.499004, 38.854755, 4.873563, 2.8386033, 4.9922905],
-             [48.499004, 38.854755, 2.8386033, 4.873563, 6.563087]],
-            [[10.676061, 29.645666, 3.4230354, 4.886466, 3.4121084],
-             [10.676061, 29.645666, 4.886466, 3.4230354, 1.8413122]],
+            [
+                [48.499004, 38.854755, 4.873563, 2.8386033, 4.9922905],
+                [48.499004, 38.854755, 2.8386033, 4.873563, 6.563087],
+            ],
+            [
+                [10.676061, 29.645666, 3.4230354, 4.886466, 3.4121084],
+                [10.676061, 29.645666, 4.886466, 3.4230354, 1.8413122],
+            ],
         ],
         dtype=np.float32,
     )
@@ -210,17 +230,13 @@ def test_iou_far_from_origin_uses_center_shift() -> None:
     rng = np.random.default_rng(3)
     boxes = clustered_boxes(rng, 10, 5)
     boxes[:, :2] += np.float32(4000.0)
-    np.testing.assert_allclose(
-        rt_nms.rotated_iou(boxes, boxes), mmcv_iou(boxes, boxes), rtol=0, atol=IOU_TOL
-    )
+    np.testing.assert_allclose(rt_nms.rotated_iou(boxes, boxes), mmcv_iou(boxes, boxes), rtol=0, atol=IOU_TOL)
 
 
 def test_iou_accepts_float64_and_empty() -> None:
     rng = np.random.default_rng(11)
     boxes = random_boxes(rng, 20)
-    np.testing.assert_array_equal(
-        rt_nms.rotated_iou(boxes.astype(np.float64), boxes), rt_nms.rotated_iou(boxes, boxes)
-    )
+    np.testing.assert_array_equal(rt_nms.rotated_iou(boxes.astype(np.float64), boxes), rt_nms.rotated_iou(boxes, boxes))
     assert rt_nms.rotated_iou(np.zeros((0, 5)), boxes).shape == (0, 20)
     assert rt_nms.rotated_iou(boxes, np.zeros((0, 5))).shape == (20, 0)
     with pytest.raises(ValueError):
@@ -239,6 +255,7 @@ def test_degenerate_boxes_raise_no_numpy_warnings() -> None:
 
 
 # ---------------------------------------------------------------- NMS
+
 
 @pytest.mark.parametrize("thr", THRESHOLDS)
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -261,9 +278,7 @@ def test_nms_matches_mmcv_on_hard_cases(thr: float) -> None:
     rng = np.random.default_rng(5)
     for boxes in hard_case_boxes(), degenerate_constructions(rng, 15):
         scores = distinct_scores(rng, len(boxes))
-        np.testing.assert_array_equal(
-            rt_nms.nms_rotated(boxes, scores, thr), mmcv_keep(boxes, scores, thr)
-        )
+        np.testing.assert_array_equal(rt_nms.nms_rotated(boxes, scores, thr), mmcv_keep(boxes, scores, thr))
 
 
 def test_nms_suppresses_at_equal_iou() -> None:
@@ -285,9 +300,7 @@ def test_nms_ties_small_sets_match_mmcv() -> None:
     boxes = clustered_boxes(rng, 3, 5)
     scores = np.array([0.5, 0.9, 0.5, 0.5, 0.9] * 3, dtype=np.float32)
     for thr in THRESHOLDS:
-        np.testing.assert_array_equal(
-            rt_nms.nms_rotated(boxes, scores, thr), mmcv_keep(boxes, scores, thr)
-        )
+        np.testing.assert_array_equal(rt_nms.nms_rotated(boxes, scores, thr), mmcv_keep(boxes, scores, thr))
     # Two identical boxes with the same score: the earlier index survives.
     same = np.array([[3, 3, 2, 1, 0.2]] * 2, dtype=np.float32)
     np.testing.assert_array_equal(rt_nms.nms_rotated(same, np.ones(2, np.float32), 0.5), [0])
@@ -321,15 +334,14 @@ def test_nms_is_fast_enough() -> None:
 
 # ---------------------------------------------------------------- isolation
 
+
 def test_import_does_not_pull_torch() -> None:
     code = (
         "import sys; sys.path.insert(0, 'runtime'); import mmloop_runtime.nms; "
         "bad = [m for m in ('torch', 'mmcv', 'mmdet3d') if m in sys.modules]; "
         "assert not bad, bad"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
 
 
@@ -340,6 +352,5 @@ def test_grouped_nms_equals_one_mmcv_call_per_group() -> None:
     scores = distinct_scores(rng, len(boxes))
     groups = rng.integers(0, 3, len(boxes))
     keep = rt_nms.nms_rotated(boxes, scores, 0.01, groups=groups)
-    expected = [np.flatnonzero(groups == g)[mmcv_keep(boxes[groups == g], scores[groups == g], 0.01)]
-                for g in range(3)]
+    expected = [np.flatnonzero(groups == g)[mmcv_keep(boxes[groups == g], scores[groups == g], 0.01)] for g in range(3)]
     assert keep.tolist() == np.concatenate(expected).tolist()

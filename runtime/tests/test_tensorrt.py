@@ -3,6 +3,7 @@
 The stand-ins keep "device memory" in host arrays, so the test follows real bytes: inputs copied
 in at the shapes given, an engine step that reads them by address, outputs copied back out.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -14,18 +15,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import REPO
-
-try:
-    import mmloop_runtime  # noqa: F401
-except ImportError:  # the runtime not installed: use it from the repo
-    sys.path.insert(0, str(REPO / "runtime"))
-
 from mmloop_runtime.backends import TensorRTNetwork, open_network
 
 OUTPUTS = ("cls_score0", "bbox_pred0", "dir_cls_pred0")
-DTYPES = {"voxels": np.float32, "num_points": np.int32, "coors": np.int32,
-          "cls_score0": np.float32, "bbox_pred0": np.float32, "dir_cls_pred0": np.float32}
+DTYPES = {
+    "voxels": np.float32,
+    "num_points": np.int32,
+    "coors": np.int32,
+    "cls_score0": np.float32,
+    "bbox_pred0": np.float32,
+    "dir_cls_pred0": np.float32,
+}
 
 
 def fake_cuda(devices: int = 1) -> tuple[types.ModuleType, dict[int, np.ndarray]]:
@@ -144,8 +144,11 @@ def test_engine_runs_by_tensor_name_with_the_frames_shapes(monkeypatch: pytest.M
     network = open_network(engine_file.parent, OUTPUTS)
     assert isinstance(network, TensorRTNetwork) and network.name == "tensorrt 10.15.0"
     for voxels in (5, 300, 40):  # the buffers grow to the largest frame and are then reused
-        inputs = {"voxels": np.ones((voxels, 32, 4), np.float32), "num_points": np.full(voxels, 3, np.int64),
-                  "coors": np.arange(voxels * 4).reshape(voxels, 4)}
+        inputs = {
+            "voxels": np.ones((voxels, 32, 4), np.float32),
+            "num_points": np.full(voxels, 3, np.int64),
+            "coors": np.arange(voxels * 4).reshape(voxels, 4),
+        }
         outputs = network(inputs)
         assert network.context.shapes == {"voxels": (voxels, 32, 4), "num_points": (voxels,), "coors": (voxels, 4)}
         assert outputs["cls_score0"].shape == (1, 18, 4, 4) and (outputs["cls_score0"] == voxels).all()
@@ -159,8 +162,12 @@ def test_tensorrt_backend_errors_are_one_line(monkeypatch: pytest.MonkeyPatch, e
     cases = [
         (None, fake_cuda()[0], "a TensorRT engine needs TensorRT >= 10: pip install 'mmloop-runtime[tensorrt]'"),
         (fake_tensorrt("8.6.1"), fake_cuda()[0], "TensorRT 8.6.1 found; the runtime uses TensorRT >= 10's tensor API"),
-        (fake_tensorrt(), None, "TensorRT engines need CUDA's runtime API for device memory: "
-                                "pip install 'mmloop-runtime[tensorrt]' (cuda-python)"),
+        (
+            fake_tensorrt(),
+            None,
+            "TensorRT engines need CUDA's runtime API for device memory: "
+            "pip install 'mmloop-runtime[tensorrt]' (cuda-python)",
+        ),
         (fake_tensorrt(), fake_cuda(devices=0)[0], "no CUDA GPU visible"),
     ]
     for trt, cudart, message in cases:

@@ -6,6 +6,7 @@ an S3 identity file gives one access key and secret, so a request signed with an
 refused (SignatureDoesNotMatch). `stop()` sends SIGTERM to weed's process group, waits ~2 s, then
 SIGKILLs it: weed ignores SIGTERM for a long time while it drains its volume server.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,9 @@ import sys
 import sysconfig
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -90,51 +91,80 @@ class S3Server:
         import botocore.session
 
         return botocore.session.get_session().create_client(
-            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
-            aws_access_key_id=self.access_key, aws_secret_access_key=secret_key or self.secret_key,
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=secret_key or self.secret_key,
             config=botocore.config.Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10),
         )
 
     def keys(self, prefix: str = "") -> list[str]:
         """Every object key in the bucket under `prefix`."""
         paginator = self.client().get_paginator("list_objects_v2")
-        return [obj["Key"] for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
-                for obj in page.get("Contents", [])]
+        return [
+            obj["Key"]
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
+            for obj in page.get("Contents", [])
+        ]
 
     def start(self, timeout: float = 60) -> S3Server:
         data = self.root / "data"
         data.mkdir(parents=True, exist_ok=True)
-        identities = {"identities": [{
-            "name": "mmloop-team",
-            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }]}
+        identities = {
+            "identities": [
+                {
+                    "name": "mmloop-team",
+                    "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                }
+            ]
+        }
         config = self.root / "s3-identities.json"
         config.write_text(json.dumps(identities))
         config.chmod(0o600)
         master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc = free_ports(8)
         self.port = s3
         args = [
-            str(weed_binary()), "server",
-            "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}",
-            f"-master.port={master}", f"-master.port.grpc={master_grpc}",
-            "-master.telemetry=false", "-master.volumeSizeLimitMB=64",
-            f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}", "-volume.max=0",
+            str(weed_binary()),
+            "server",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-dir={data}",
+            f"-master.port={master}",
+            f"-master.port.grpc={master_grpc}",
+            "-master.telemetry=false",
+            "-master.volumeSizeLimitMB=64",
+            f"-volume.port={volume}",
+            f"-volume.port.grpc={volume_grpc}",
+            "-volume.max=0",
             "-volume.preStopSeconds=0",
-            f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
-            "-s3", f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}", f"-s3.config={config}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0",
+            f"-filer.port={filer}",
+            f"-filer.port.grpc={filer_grpc}",
+            "-s3",
+            f"-s3.port={s3}",
+            f"-s3.port.grpc={s3_grpc}",
+            f"-s3.config={config}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
         ]
         with self.log.open("wb") as log:
             # Its own process group, so stop() reaches every child weed may spawn.
-            self.process = subprocess.Popen(args, cwd=self.root, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+            self.process = subprocess.Popen(
+                args,
+                cwd=self.root,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         last_error: Exception | None = None
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"weed exited with {self.process.returncode} while starting; "
-                                   f"log tail:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"weed exited with {self.process.returncode} while starting; log tail:\n{self.log_tail()}"
+                )
             try:
                 self.client().create_bucket(Bucket=self.bucket)
                 self.client().head_bucket(Bucket=self.bucket)
@@ -145,8 +175,10 @@ class S3Server:
                 last_error = exc
                 time.sleep(0.25)
         self.stop()
-        raise RuntimeError(f"weed's S3 endpoint {self.endpoint} did not answer within {timeout:.0f} s "
-                           f"(last error: {last_error!r}); log tail:\n{self.log_tail()}")
+        raise RuntimeError(
+            f"weed's S3 endpoint {self.endpoint} did not answer within {timeout:.0f} s "
+            f"(last error: {last_error!r}); log tail:\n{self.log_tail()}"
+        )
 
     def stop(self, grace: float = 2.0) -> None:
         """SIGTERM the process group, wait `grace` seconds, then SIGKILL it. Safe to call twice."""

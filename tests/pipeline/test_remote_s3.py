@@ -1,12 +1,17 @@
 """A team S3 remote for real: dvc push/pull against a live S3 server (SeaweedFS on loopback).
 
-Scratch clones are made like test_pipeline.py makes them. The remote is configured the way a team
+Scratch clones are made like test_pipeline.py makes them. The rule under test: every cached output
+is pushable; the derived, local outputs (work/prepared, work/train) are `cache: false`, so DVC
+never caches, pushes or pulls them and `dvc repro` rebuilds them. The remote is configured the way a team
 would: `dvc remote add -d team s3://<bucket>/mmloop` plus `endpointurl`, with the credentials only
 in .dvc/config.local (`dvc remote modify --local`) or in AWS_* environment variables.
 """
+
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,19 +22,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, tree_md5
-from s3_server import S3Server, StallingProxy, s3_server, start_s3_server  # noqa: F401  (s3_server is a fixture)
-from test_pipeline import GIT_IDENTITY, copy_repo
+from tests.helpers import GIT_IDENTITY, REPO, copy_repo, tree_md5
+from tests.pipeline.s3_server import S3Server, StallingProxy, s3_server, start_s3_server  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.slow
 
 DVC = [sys.executable, "-m", "dvc"]
 PREFIX = "mmloop"
 # The data stages (validate + prepare, ~15 s on the sample). `train`/`evaluate` would add minutes
-# of CPU training per clone; the hand-off below is the same for any stage.
+# of CPU training per clone; the run-cache hand-off below is the same for any stage.
 TARGET = "prepare"
-# What `dvc repro prepare` runs on a fresh clone (validate's committed report is up to date).
-TARGET_STAGES = ("prepare",)
+# What `dvc repro prepare` runs on a fresh clone (validate's committed report is up to date), and
+# validate, which the run-cache test forces.
+TARGET_STAGES = ("validate", "prepare")
+# The stage whose cached outputs (models/model.pth, models/model.py) a teammate pulls instead of
+# training: with train.epochs 0 the pretrained weights become the model, in seconds.
+MODEL_STAGE = "train"
 # Every scratch clone made here, for the secret-leak check at the end.
 CLONES: list[Path] = []
 
@@ -47,13 +55,15 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str] | None = None, check: bool = True,
-        timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(args, cwd=cwd, env=env or clean_env(), capture_output=True, text=True,
-                            timeout=timeout)
+def run(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, check: bool = True, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(args, cwd=cwd, env=env or clean_env(), capture_output=True, text=True, timeout=timeout)
     if check:
-        assert result.returncode == 0, (f"{' '.join(map(str, args))} failed ({result.returncode}):\n"
-                                        f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+        assert result.returncode == 0, (
+            f"{' '.join(map(str, args))} failed ({result.returncode}):\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
     return result
 
 
@@ -69,15 +79,32 @@ def dvc_fails(clone: Path, *args: str, env: dict[str, str] | None = None) -> str
     return out
 
 
+#: Prints {stage: [[path, cached], ...]} for the dvc.yaml stages of the repo in argv[1], as DVC
+#: resolves them (dvc.yaml's paths are ${paths.*} templates and the deploy stages a matrix).
+PIPELINE_OUTS = """
+import json, sys
+from dvc.repo import Repo
+from dvc.stage import PipelineStage
+with Repo(sys.argv[1]) as repo:
+    stages = [stage for stage in repo.index.stages if isinstance(stage, PipelineStage)]
+    print(json.dumps({stage.addressing: [[out.def_path, out.use_cache] for out in stage.outs] for stage in stages}))
+"""
+
+
+def pipeline_outs(clone: Path) -> dict[str, list[tuple[str, bool]]]:
+    """Stage name -> its outputs (outs, metrics, plots) as (resolved path, cached)."""
+    result = run([sys.executable, "-c", PIPELINE_OUTS, str(clone)], clone)
+    return {stage: [(path, cached) for path, cached in outs] for stage, outs in json.loads(result.stdout).items()}
+
+
 def cached_stage_outs(clone: Path) -> list[str]:
-    """Paths of the cached outputs that dvc.yaml declares (DVC, never git, carries them)."""
-    paths = []
-    for stage in yaml.safe_load((clone / "dvc.yaml").read_text())["stages"].values():
-        for out in stage.get("outs", []):
-            path, opts = (out, None) if isinstance(out, str) else next(iter(out.items()))
-            if not (opts and opts.get("cache") is False):
-                paths.append(path)
-    return paths
+    """Paths of the cached stage outputs (DVC, never git, carries them; every one is pushable)."""
+    return [path for outs in pipeline_outs(clone).values() for path, cached in outs if cached]
+
+
+def uncached_stage_outs(clone: Path, stage: str) -> list[str]:
+    """Paths of a stage's `cache: false` outputs: in git (metrics, plots) or derived and local."""
+    return [path for path, cached in pipeline_outs(clone)[stage] if not cached]
 
 
 def make_origin(root: Path) -> Path:
@@ -110,9 +137,15 @@ def fresh_clone(source: Path, root: Path, edit=None) -> Path:
     return root
 
 
-def add_team_remote(clone: Path, server: S3Server, prefix: str = PREFIX, name: str = "team",
-                    local_credentials: bool = True, level: str = "--project",
-                    endpoint: str | None = None) -> None:
+def add_team_remote(
+    clone: Path,
+    server: S3Server,
+    prefix: str = PREFIX,
+    name: str = "team",
+    local_credentials: bool = True,
+    level: str = "--project",
+    endpoint: str | None = None,
+) -> None:
     """What a team member types: the remote in .dvc/config, the keys only in .dvc/config.local."""
     default = ["-d"] if name == "team" else []
     dvc(clone, "remote", "add", level, *default, name, f"s3://{server.bucket}/{prefix}")
@@ -134,7 +167,7 @@ def cache_objects(clone: Path) -> set[str]:
 
 
 def remote_objects(server: S3Server, prefix: str) -> set[str]:
-    return {key[len(prefix) + 1:] for key in server.keys(prefix + "/")}
+    return {key[len(prefix) + 1 :] for key in server.keys(prefix + "/")}
 
 
 def artifact_dirs(clone: Path) -> list[str]:
@@ -145,20 +178,10 @@ def artifact_dirs(clone: Path) -> list[str]:
     return outs
 
 
-def stage_outs(clone: Path) -> dict[str, list[str]]:
-    """Stage name -> its cached outputs (from dvc.lock), for whatever stages the pipeline has."""
-    lock = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]
-    return {name: [out["path"] for out in stage.get("outs", [])] for name, stage in lock.items()}
-
-
-def push_false_stages(clone: Path) -> set[str]:
-    stages = yaml.safe_load((clone / "dvc.yaml").read_text())["stages"]
-    found = set()
-    for name, stage in stages.items():
-        for out in stage.get("outs", []):
-            if isinstance(out, dict) and any(opts and opts.get("push") is False for opts in out.values()):
-                found.add(name)
-    return found
+def locked_objects(clone: Path, stage: str, paths: list[str]) -> set[str]:
+    """Cache keys (files/md5/xx/yyy, a folder's .dir listing) of `paths` as the stage's dvc.lock entry has them."""
+    lock = yaml.safe_load((clone / "dvc.lock").read_text())["stages"][stage]
+    return {f"files/md5/{out['md5'][:2]}/{out['md5'][2:]}" for out in lock.get("outs", []) if out["path"] in paths}
 
 
 def snapshot(clone: Path, paths: list[str]) -> dict[str, dict[str, str] | str]:
@@ -171,33 +194,29 @@ def snapshot(clone: Path, paths: list[str]) -> dict[str, dict[str, str] | str]:
 
 
 def uncached_objects(clone: Path) -> set[str]:
-    """Cache paths of the `cache: false` outputs (metrics, plots) of the stages the tests run.
+    """Cache keys of the `cache: false` outputs of the stages the tests run (validate's and
+    prepare's reports, prepare's work/prepared listing).
 
-    The run cache copies them into the local cache (StageCache.save), but `dvc push` never sends
-    them: they are in git.
+    The run cache copies a run-cached stage's metrics into the local cache (StageCache.save), but
+    `dvc push` never sends them: they are in git, or derived and local.
     """
-    uncached = set()
-    for stage in yaml.safe_load((clone / "dvc.yaml").read_text())["stages"].values():
-        for kind in ("outs", "metrics", "plots"):
-            for out in stage.get(kind, []):
-                if isinstance(out, dict):
-                    uncached |= {path for path, opts in out.items() if opts and opts.get("cache") is False}
-    found = set()
-    lock = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]
-    for stage in (lock[name] for name in TARGET_STAGES):
-        for out in stage.get("outs", []):
-            if out["path"] in uncached and not out["md5"].endswith(".dir"):
-                found.add(f"files/md5/{out['md5'][:2]}/{out['md5'][2:]}")
-    return found
+    return set().union(*(locked_objects(clone, stage, uncached_stage_outs(clone, stage)) for stage in TARGET_STAGES))
 
 
-def allow_push(clone: Path) -> None:
-    """Scratch-clone edit: make every `push: false` output pushable (the run-cache hand-off needs it)."""
-    path = clone / "dvc.yaml"
-    path.write_text(path.read_text().replace("push: false", "push: true"))
+def run_entry_commands(clone: Path) -> set[str]:
+    """The commands of the run-cache entries in the local cache (.dvc/cache/runs/xx/<key>/<value>)."""
+    runs = clone / ".dvc" / "cache" / "runs"
+    return {yaml.safe_load(entry.read_text())["cmd"] for entry in runs.rglob("*") if entry.is_file()}
+
+
+def resolved(clone: Path, path: str) -> str:
+    """A dvc.yaml path with its ${paths.*} template filled in from the clone's params.yaml."""
+    table = yaml.safe_load((clone / "params.yaml").read_text())["paths"]
+    return re.sub(r"\$\{paths\.(\w+)\}", lambda match: table[match.group(1)], path)
 
 
 # -- fixtures ---------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def server(s3_server: S3Server) -> S3Server:  # noqa: F811
@@ -224,6 +243,20 @@ def producer(work: Path, origin: Path, server: S3Server) -> Path:
 
 
 @pytest.fixture(scope="module")
+def model_v1(producer: Path) -> Path:
+    """The producer trains (train.epochs 0: the pretrained weights become the model, seconds, not
+    minutes), commits the results and pushes: every cached output is pushable, no dvc.yaml edit."""
+    params = yaml.safe_load((producer / "params.yaml").read_text())
+    params["train"]["epochs"] = 0
+    (producer / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert f"Running stage '{MODEL_STAGE}'" in dvc(producer, "repro", MODEL_STAGE)
+    run(["git", "add", "-A"], producer)
+    run(["git", "commit", "-qm", "model v1"], producer)
+    dvc(producer, "push")
+    return producer
+
+
+@pytest.fixture(scope="module")
 def consumer(work: Path, origin: Path, server: S3Server) -> Path:
     """A teammate's fresh clone: remote configured, credentials only in the environment."""
     clone = fresh_clone(origin, work / "consumer")
@@ -232,6 +265,7 @@ def consumer(work: Path, origin: Path, server: S3Server) -> Path:
 
 
 # -- tests ------------------------------------------------------------------------------------
+
 
 def test_producer_pushes_everything_pushable(producer: Path, server: S3Server) -> None:
     assert server.keys(PREFIX + "/") == []
@@ -251,71 +285,79 @@ def test_producer_pushes_everything_pushable(producer: Path, server: S3Server) -
 def test_fresh_clone_pulls_everything_back_bit_for_bit(producer: Path, consumer: Path, server: S3Server) -> None:
     assert not (consumer / ".dvc" / "cache").exists()
     env = env_credentials(server)
-    # push: false outputs (work/prepared) were never pushed: --allow-missing skips them.
+    # models/ and deploy/ are in the committed dvc.lock, but only a machine that ran the pipeline has
+    # them to push: --allow-missing skips them. work/prepared and work/train are `cache: false`:
+    # `dvc pull` never looks for them.
     out = dvc(consumer, "pull", "--allow-missing", env=env)
     assert "files fetched" in out
     dirs = artifact_dirs(producer)
     assert dirs == ["checkpoints", "data"]
     assert snapshot(consumer, dirs) == snapshot(producer, dirs)
     assert cache_objects(consumer) == cache_objects(producer)
-    # (models/ is in the committed dvc.lock, but only a machine that trained has it to push)
+    assert not (consumer / "work" / "prepared").exists() and not (consumer / "work" / "train").exists()
     status = dvc(consumer, "status", "-c", "data.dvc", "checkpoints.dvc", env=env)
     assert "Cache and remote 'team' are in sync" in status, status
 
 
-def test_run_cache_moves_but_push_false_outputs_are_rebuilt(producer: Path, consumer: Path,
-                                                           server: S3Server) -> None:
-    """`push --run-cache` sends only the run entries (runs/...); outputs still need a pushable path."""
+def test_run_cache_moves_but_uncached_outputs_are_rebuilt(producer: Path, consumer: Path, server: S3Server) -> None:
+    """`push --run-cache` sends the run entries (runs/...), never a `cache: false` output. DVC keeps
+    no run entry for a stage with a `cache: false` output (prepare's work/prepared): a teammate
+    rebuilds it, to the same reports. validate (a metric only) gets one."""
+    dvc(producer, "repro", "--force", "validate")  # a run entry, for its committed report
     out = dvc(producer, "repro", TARGET)
     assert "Running stage 'prepare'" in out
+    assert "work/prepared" in uncached_stage_outs(producer, "prepare")
+    assert run_entry_commands(producer) == {"python -m stages.validate"}  # none for prepare
     dvc(producer, "push", "--run-cache")
     runs = server.keys(f"{PREFIX}/runs/")
     assert runs, "dvc push --run-cache put no run entries on the remote"
-    # work/prepared is push: false, so even --run-cache does not upload it.
-    assert remote_objects(server, PREFIX) >= {r[len(PREFIX) + 1:] for r in runs}
+    assert {key[len(PREFIX) + 1 :] for key in runs} == {
+        path.relative_to(producer / ".dvc" / "cache").as_posix()
+        for path in (producer / ".dvc" / "cache" / "runs").rglob("*")
+        if path.is_file()
+    }
+    uncached = uncached_objects(producer)
+    prepared = locked_objects(producer, "prepare", ["work/prepared"])  # its .dir listing
+    assert prepared <= uncached and not prepared & cache_objects(producer)  # never cached, by anything
+    assert uncached & cache_objects(producer)  # the run cache's copy of validate's report
+    assert not remote_objects(server, PREFIX) & uncached  # pushed: never
     assert not (remote_objects(server, PREFIX) >= cache_objects(producer))
 
     env = env_credentials(server)
     dvc(consumer, "pull", "--run-cache", "--allow-missing", env=env)
     assert tree_md5(consumer / ".dvc" / "cache" / "runs") == tree_md5(producer / ".dvc" / "cache" / "runs")
     out = dvc(consumer, "repro", TARGET, env=env)
-    # The run entry is there, but its output is not on the remote: a push: false stage runs again.
-    assert "prepare" in push_false_stages(consumer)
+    # No run entry for prepare, and its output is on no remote: it runs again, to the same result.
     assert "Running stage 'prepare'" in out, out
     assert snapshot(consumer, ["reports"]) == snapshot(producer, ["reports"])
     assert "Data and pipelines are up to date." in dvc(consumer, "status", TARGET, env=env)
 
 
-def test_repro_pull_restores_pushable_stage_outputs_without_running(producer: Path, work: Path,
-                                                                   server: S3Server) -> None:
-    """With every output pushable, a teammate's `dvc repro --pull` rebuilds nothing."""
-    allow_push(producer)
-    # The producer shares its results the usual way: dvc.lock and the reports go to git.
-    run(["git", "add", "-A"], producer)
-    run(["git", "commit", "-qm", "results, stage outputs pushable"], producer)
-    # `push` is not part of the stage's hash: flipping it re-runs nothing.
-    assert "Data and pipelines are up to date." in dvc(producer, "status", TARGET)
-    dvc(producer, "push", "--run-cache")
-    uncached = uncached_objects(producer)
-    assert uncached and uncached <= cache_objects(producer)
-    assert remote_objects(server, PREFIX) >= cache_objects(producer) - uncached
-    assert not remote_objects(server, PREFIX) & uncached
+def test_repro_pull_restores_the_model_without_training(model_v1: Path, work: Path, server: S3Server) -> None:
+    """Every cached output is pushable: a teammate's `dvc repro --pull train` pulls the model and
+    trains nothing. The `cache: false` outputs were never pushed: nothing of them is pulled."""
+    producer = model_v1
+    models = [path for path, cached in pipeline_outs(producer)[MODEL_STAGE] if cached]
+    assert models == ["models/model.pth", "models/model.py"]
+    assert "work/train" in uncached_stage_outs(producer, MODEL_STAGE)
+    assert locked_objects(producer, MODEL_STAGE, models) <= remote_objects(server, PREFIX)
+    assert not locked_objects(producer, MODEL_STAGE, ["work/train"]) & remote_objects(server, PREFIX)
+    assert "Cache and remote 'team' are in sync" in dvc(producer, "status", "-c", MODEL_STAGE)
 
     teammate = fresh_clone(producer, work / "teammate")
-    assert "push: false" not in (teammate / "dvc.yaml").read_text()
     # The remote came with git (.dvc/config); the keys come from the environment.
     assert f"s3://{server.bucket}/{PREFIX}" in (teammate / ".dvc" / "config").read_text()
     assert not (teammate / ".dvc" / "config.local").exists()
     env = env_credentials(server)
-    out = dvc(teammate, "repro", "--pull", TARGET, env=env)
+    out = dvc(teammate, "repro", "--pull", MODEL_STAGE, env=env)
     assert "Running stage" not in out, out
-    assert "Pulling data for stage: 'prepare'" in out, out
-    outs = stage_outs(producer)["prepare"]
-    assert "work/prepared" in outs
-    # prepare's outputs, its metrics, and its dependency data/ (checkpoints/ is not one of its deps).
-    assert snapshot(teammate, [*outs, "reports", "data"]) == snapshot(producer, [*outs, "reports", "data"])
-    assert "Data and pipelines are up to date." in dvc(teammate, "status", TARGET, env=env)
-    assert "Cache and remote 'team' are in sync" in dvc(teammate, "status", "-c", TARGET, env=env)
+    assert f"Pulling data for stage: '{MODEL_STAGE}'" in out, out
+    # train's outputs and its data and checkpoint dependencies, bit for bit.
+    assert snapshot(teammate, [*models, "data", "checkpoints"]) == snapshot(producer, [*models, "data", "checkpoints"])
+    assert not (teammate / "work" / "prepared").exists() and not (teammate / "work" / "train").exists()
+    status = dvc(teammate, "status", MODEL_STAGE, env=env)
+    assert not any(model in status for model in models), status  # the model is as dvc.lock says
+    assert "Cache and remote 'team' are in sync" in dvc(teammate, "status", "-c", MODEL_STAGE, env=env)
 
 
 def test_wrong_secret_fails_clearly_and_keeps_the_cache(producer: Path, server: S3Server) -> None:
@@ -375,8 +417,14 @@ def test_interrupted_push_resumes(work: Path, server: S3Server) -> None:
     # Half the bytes get through, then the connection hangs: the kill lands mid-push on any machine.
     proxy = StallingProxy(server.port, budget=sum((cache / key).stat().st_size for key in expected) // 2)
     add_team_remote(clone, server, prefix=prefix, endpoint=proxy.endpoint)
-    push = subprocess.Popen([*DVC, "push", "--jobs", "1"], cwd=clone, env=clean_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    push = subprocess.Popen(
+        [*DVC, "push", "--jobs", "1"],
+        cwd=clone,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         assert proxy.stalled.wait(timeout=120), "dvc push never reached the proxy's byte budget"
     finally:
@@ -405,26 +453,31 @@ def test_interrupted_push_resumes(work: Path, server: S3Server) -> None:
     assert snapshot(other, dirs) == snapshot(clone, dirs)
 
 
-def test_device_team_gets_the_registered_model_without_the_history(producer: Path, work: Path,
-                                                                   server: S3Server) -> None:
+def test_device_team_gets_the_registered_model_without_the_history(
+    model_v1: Path, work: Path, server: S3Server
+) -> None:
     """The `artifacts:` registry in dvc.yaml: `dvc artifacts get` fetches the trained model from
     the team remote, with no clone of the repo and no pipeline run on the device side."""
-    params = yaml.safe_load((producer / "params.yaml").read_text())
-    params["train"]["epochs"] = 0  # the pretrained weights become the model: seconds, not minutes
-    (producer / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert "Running stage 'train'" in dvc(producer, "repro", "train")
-    run(["git", "add", "-A"], producer)
-    run(["git", "commit", "-qm", "model v1"], producer)
+    producer = model_v1
     # A version in the registry is a GTO tag on the commit that produced it.
     run(["git", "tag", "-a", "pointpillars-small-sample@v1.0.0", "-m", "first model"], producer)
-    dvc(producer, "push", "train")
+    dvc(producer, "push", MODEL_STAGE)
     registry = yaml.safe_load((producer / "dvc.yaml").read_text())["artifacts"]
     assert registry["pointpillars-small-sample"]["type"] == "model"
+    assert resolved(producer, registry["pointpillars-small-sample"]["path"]) in cached_stage_outs(producer)
 
     device = work / "device"
     device.mkdir()
-    out = dvc(device, "artifacts", "get", str(producer), "pointpillars-small-sample", "-o", "model.pth",
-              env=env_credentials(server))
+    out = dvc(
+        device,
+        "artifacts",
+        "get",
+        str(producer),
+        "pointpillars-small-sample",
+        "-o",
+        "model.pth",
+        env=env_credentials(server),
+    )
     assert "Downloaded" in out or (device / "model.pth").is_file(), out
     assert (device / "model.pth").read_bytes() == (producer / "models" / "model.pth").read_bytes()
     assert not (device / ".git").exists() and not (device / ".dvc").exists()
@@ -447,5 +500,6 @@ def test_secret_is_in_no_tracked_file(server: S3Server) -> None:
             run(["git", "check-ignore", "-q", ".dvc/config.local"], clone)  # exit 0: ignored
     assert not leaks, f"the S3 secret leaked into: {leaks}"
     # The check can see a secret when there is one (the producer's ignored config.local has it).
-    assert any(secret in (c / ".dvc" / "config.local").read_bytes()
-               for c in CLONES if (c / ".dvc" / "config.local").exists())
+    assert any(
+        secret in (c / ".dvc" / "config.local").read_bytes() for c in CLONES if (c / ".dvc" / "config.local").exists()
+    )

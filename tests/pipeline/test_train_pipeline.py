@@ -5,6 +5,7 @@ metrics. (The export/deploy stages after evaluate are tested on the full sample,
 Training runs the way the demo does: it fine-tunes the pretrained checkpoint from `dvc pull`.
 Training from scratch to a useful AP takes longer than CI allows (see the README's pretrained
 checkpoint); the untrained baseline is the same model with random weights (`train.epochs: 0`)."""
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from test_pipeline import GIT_IDENTITY, copy_repo, pull_artifacts, sh
+from mmloop.core.paths import load_paths
+from tests.helpers import GIT_IDENTITY, REPO, copy_repo, pull_artifacts, sh
 
 pytestmark = pytest.mark.slow
 
@@ -29,6 +31,7 @@ DVC = [sys.executable, "-m", "dvc"]
 FRAMES, SEED = 24, 3
 EPOCHS = 6
 PRETRAINED = "checkpoints/pointpillars_small-sample.pth"
+PATHS = load_paths(REPO / "params.yaml")  # the clone's params.yaml is the same file
 
 
 def set_params(clone: Path, **changes: Any) -> None:
@@ -40,14 +43,14 @@ def set_params(clone: Path, **changes: Any) -> None:
 
 
 def car_ap(clone: Path) -> dict[str, float]:
-    report = json.loads((clone / "metrics" / "eval.json").read_text())
+    report = json.loads((clone / PATHS.eval).read_text())
     return {"3d": report["Car"]["3d"]["moderate"], "bev": report["Car"]["bev"]["moderate"]}
 
 
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A scratch repo whose params point at a reduced generated sample, training from scratch."""
-    from stages.common.sample_data import generate_dataset
+    from sample_data import generate_dataset
 
     clone = tmp_path_factory.mktemp("train") / "mmloop"
     copy_repo(clone)
@@ -73,11 +76,17 @@ def test_killed_training_resumes_and_beats_the_untrained_model(clone: Path, untr
     env = dict(os.environ, **GIT_IDENTITY, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     log = clone / "first-run.log"
     with log.open("w") as handle:
-        first = subprocess.Popen([*DVC, "repro", "evaluate"], cwd=clone, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
+        first = subprocess.Popen(
+            [*DVC, "repro", "evaluate"],
+            cwd=clone,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 600
-        while not list((clone / "work" / "train").glob("*/epoch_2.pth")):
+        while not list((clone / PATHS.train_work).glob("*/epoch_2.pth")):
             assert first.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "no epoch checkpoint after 10 minutes"
             time.sleep(0.5)
@@ -85,7 +94,7 @@ def test_killed_training_resumes_and_beats_the_untrained_model(clone: Path, untr
         os.killpg(first.pid, signal.SIGKILL)  # like a lost SSH session or an OOM kill
         first.wait()
     assert re.search(r"Epoch\(train\)\s+\[1\]\[", log.read_text())
-    assert not (clone / "models" / "model.pth").exists()
+    assert not (clone / PATHS.model).exists()
 
     out = sh([*DVC, "repro", "evaluate"], clone)
     assert "mmloop train: resuming the interrupted run" in out
@@ -96,18 +105,18 @@ def test_killed_training_resumes_and_beats_the_untrained_model(clone: Path, untr
     trained = car_ap(clone)
     print(f"Car AP (R40, moderate) untrained {untrained}, after {EPOCHS} epochs {trained}")
     assert trained["3d"] >= untrained["3d"] + 20.0 and trained["bev"] >= untrained["bev"] + 20.0, (untrained, trained)
-    curves = json.loads((clone / "metrics" / "train" / "metrics.json").read_text())
+    curves = json.loads((clone / PATHS.train_curves / "metrics.json").read_text())
     assert curves["step"] == EPOCHS * 9 and "val" in curves and "loss" in curves["train"]
     # The resumed run completed the stage: DVC records it as up to date.
     assert sh([*DVC, "status", "evaluate"], clone).strip().endswith("Data and pipelines are up to date.")
 
 
 def test_exp_run_changes_the_metrics_and_exp_show_has_them(clone: Path, untrained: dict[str, float]) -> None:
-    before = json.loads((clone / "metrics" / "eval.json").read_text())
+    before = json.loads((clone / PATHS.eval).read_text())
     sh(["git", "add", "-A"], clone)
     sh(["git", "commit", "-q", "-m", "trained"], clone)
     sh([*DVC, "exp", "run", "evaluate", "-S", "train.epochs=2", "-n", "two-epochs"], clone)
-    after = json.loads((clone / "metrics" / "eval.json").read_text())
+    after = json.loads((clone / PATHS.eval).read_text())
     assert after != before
     shown = subprocess.run([*DVC, "exp", "show", "--json"], cwd=clone, capture_output=True, text=True, check=True)
     rows = json.loads(shown.stdout)

@@ -1,23 +1,26 @@
-"""Params reach mmdet3d configs as cfg-options, and bad params fail before any training starts."""
+"""Params reach mmdet3d configs as cfg-options, and bad params fail before any training starts.
+(mmloop.openmmlab.cfg_options with the anchor-head family's parts from mmloop.models.anchor3d.)"""
+
 from __future__ import annotations
 
 import copy
 import math
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from conftest import REPO, run_stage, write_params
-from stages.common import model_config
-from stages.common.dvclive_backend import MmloopDVCLiveVisBackend, metric_name
-from stages.common.stage import StageError
+from mmloop.core.paths import load_paths
+from mmloop.core.stage import StageError
+from mmloop.openmmlab import cfg_options
+from mmloop.openmmlab.config import load_config
+from tests.helpers import REPO, run_stage, write_params
 
 SMALL = "configs/models/pointpillars_small-sample.py"
 FULL = "configs/models/pointpillars_kitti-3class.py"
+PATHS = load_paths(REPO / "params.yaml")
 
 
 def repo_params() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -28,19 +31,19 @@ def repo_params() -> tuple[dict[str, Any], dict[str, Any]]:
 @pytest.fixture(scope="module")
 def small_cfg() -> Any:
     os.chdir(REPO)  # config paths in params are relative to the repo root, as under `dvc repro`
-    return model_config.load_config(SMALL)
+    return load_config(SMALL)
 
 
 def merged(cfg: Any, model: dict[str, Any], train: dict[str, Any]) -> Any:
     cfg = copy.deepcopy(cfg)
-    cfg.merge_from_dict(model_config.cfg_options(cfg, model, train), allow_list_keys=True)
+    cfg.merge_from_dict(cfg_options.cfg_options(cfg, model, train, PATHS.prepared), allow_list_keys=True)
     return cfg
 
 
 def test_repo_params_match_the_small_config(small_cfg: Any) -> None:
     """The shipped params restate the small config, so they change nothing but the schedule."""
     model, train = repo_params()
-    options = model_config.cfg_options(small_cfg, model, train)
+    options = cfg_options.cfg_options(small_cfg, model, train, PATHS.prepared)
     assert not any(key.startswith("model.") for key in options)
     assert options["train_cfg.max_epochs"] == train["epochs"]
 
@@ -92,28 +95,40 @@ def test_schedule_stretches_with_epochs_and_moves_with_lr(small_cfg: Any) -> Non
 def test_data_paths_follow_the_prepared_folder() -> None:
     """A shipped mmdet3d config reads data/kitti/; every path in it moves to work/prepared/."""
     os.chdir(REPO)
-    cfg = model_config.load_config("mmdet3d::pointpillars/pointpillars_hv_secfpn_8xb6-160e_kitti-3d-3class.py")
-    options = model_config.data_options(cfg.to_dict(), Path("work/prepared"))
+    cfg = load_config("mmdet3d::pointpillars/pointpillars_hv_secfpn_8xb6-160e_kitti-3d-3class.py")
+    options = cfg_options.data_options(cfg.to_dict(), Path("work/prepared"))
     assert options["val_evaluator.ann_file"] == "work/prepared/kitti_infos_val.pkl"
-    assert options["train_dataloader.dataset.dataset.pipeline.2.db_sampler.info_path"] == "work/prepared/kitti_dbinfos_train.pkl"
+    assert (
+        options["train_dataloader.dataset.dataset.pipeline.2.db_sampler.info_path"]
+        == "work/prepared/kitti_dbinfos_train.pkl"
+    )
     assert all(value.startswith("work/prepared/") for value in options.values())
 
 
-@pytest.mark.parametrize("change, message", [
-    (("model", "point_cloud_range", [0, -23.04, -3, 46.0, 23.04, 1]), "does not divide the point cloud range's x extent 46"),
-    (("model", "point_cloud_range", [0, -23.04, -3, 44.8, 23.04, 1]), "not a multiple of the backbone's total stride 8"),
-    (("model", "classes", ["Car", "Van"]), "model.classes has 'Van', which"),
-    (("model", "classes", ["Car", "Cyclist"]), "the train split has no 'Cyclist' objects"),
-    (("train", "epochs", 2.5), "train.epochs is 2.5; it must be a whole number >= 0"),
-    (("train", "lr", 0), "train.lr is 0; it must be a number > 0"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            ("model", "point_cloud_range", [0, -23.04, -3, 46.0, 23.04, 1]),
+            "does not divide the point cloud range's x extent 46",
+        ),
+        (
+            ("model", "point_cloud_range", [0, -23.04, -3, 44.8, 23.04, 1]),
+            "not a multiple of the backbone's total stride 8",
+        ),
+        (("model", "classes", ["Car", "Van"]), "model.classes has 'Van', which"),
+        (("model", "classes", ["Car", "Cyclist"]), "the train split has no 'Cyclist' objects"),
+        (("train", "epochs", 2.5), "train.epochs is 2.5; it must be a whole number >= 0"),
+        (("train", "lr", 0), "train.lr is 0; it must be a number > 0"),
+    ],
+)
 def test_check_params_rejects(small_cfg: Any, change: tuple[str, str, Any], message: str) -> None:
     model, train = repo_params()
     model["load_from"] = None
     section, key, value = change
     (model if section == "model" else train)[key] = value
     with pytest.raises(StageError, match=None) as error:
-        model_config.check_params(model, train, small_cfg, {"Car": 10, "Pedestrian": 3})
+        cfg_options.check_params(model, train, small_cfg, {"Car": 10, "Pedestrian": 3})
     assert message in str(error.value)
 
 
@@ -124,20 +139,36 @@ def prepared_workdir(small_sample: Path, tmp_path_factory: pytest.TempPathFactor
     write_params(workdir, small_sample)
     result = run_stage("prepare", workdir)
     assert result.returncode == 0, result.stderr[-3000:]
-    return workdir / "work" / "prepared"
+    return workdir / PATHS.prepared
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("model.config", "configs/models/pointpillars_tiny.py", "model.config 'configs/models/pointpillars_tiny.py' not found; use one of"),
-    ("train.epochs", -3, "train.epochs is -3; it must be a whole number >= 0"),
-    ("model.voxel_size", [0.3, 0.32, 4], "model.voxel_size x=0.3 does not divide"),
-    ("model.classes", ["Car", "Truck"], "model.classes has 'Truck', which configs/models/pointpillars_small-sample.py has no anchors for"),
-    ("model.load_from", "checkpoints/missing.pth", "model.load_from 'checkpoints/missing.pth' not found; run `dvc pull checkpoints.dvc`"),
-])
-def test_train_stage_fails_fast_with_one_line(prepared_workdir: Path, tmp_path: Path, key: str, value: Any,
-                                              message: str) -> None:
-    (tmp_path / "work").mkdir()
-    (tmp_path / "work" / "prepared").symlink_to(prepared_workdir)
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        (
+            "model.config",
+            "configs/models/pointpillars_tiny.py",
+            "model.config 'configs/models/pointpillars_tiny.py' not found; use one of",
+        ),
+        ("train.epochs", -3, "train.epochs is -3; it must be a whole number >= 0"),
+        ("model.voxel_size", [0.3, 0.32, 4], "model.voxel_size x=0.3 does not divide"),
+        (
+            "model.classes",
+            ["Car", "Truck"],
+            "model.classes has 'Truck', which configs/models/pointpillars_small-sample.py has no anchors for",
+        ),
+        (
+            "model.load_from",
+            "checkpoints/missing.pth",
+            "model.load_from 'checkpoints/missing.pth' not found; run `dvc pull checkpoints.dvc`",
+        ),
+    ],
+)
+def test_train_stage_fails_fast_with_one_line(
+    prepared_workdir: Path, tmp_path: Path, key: str, value: Any, message: str
+) -> None:
+    (tmp_path / PATHS.prepared).parent.mkdir(parents=True)
+    (tmp_path / PATHS.prepared).symlink_to(prepared_workdir)
     (tmp_path / "configs").symlink_to(REPO / "configs")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     section, name = key.split(".")
@@ -148,39 +179,4 @@ def test_train_stage_fails_fast_with_one_line(prepared_workdir: Path, tmp_path: 
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("mmloop train: error: params.yaml: ") and message in lines[-1], result.stderr[-2000:]
     assert "Epoch(train)" not in result.stdout + result.stderr
-    assert not (tmp_path / "models").exists() and not (tmp_path / "work" / "train").exists()
-
-
-def test_metric_names_for_dvclive() -> None:
-    assert metric_name("loss_cls") == "train/loss_cls" and metric_name("lr") == "train/lr"
-    assert metric_name("data_time") is None and metric_name("eta") is None
-    assert metric_name("Kitti metric/pred_instances_3d/KITTI/Car_3D_AP40_moderate_strict") == "val/Car_3D_AP40_moderate"
-    assert metric_name("Kitti metric/pred_instances_3d/KITTI/Overall_BEV_AP40_moderate") == "val/Overall_BEV_AP40_moderate"
-    assert metric_name("Kitti metric/pred_instances_3d/KITTI/Car_3D_AP40_moderate_loose") is None
-    assert metric_name("Kitti metric/pred_instances_3d/KITTI/Car_3D_AP11_moderate_strict") is None
-
-
-def test_dvclive_backend_never_reinitialises_dvc(tmp_path: Path) -> None:
-    """mmengine's own backend runs `dvc init -f` (wiping .dvc/) when git has no user identity."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(HOME=str(tmp_path), GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=str(tmp_path / "none"))
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True, env=env)
-    # A cloned repo (it has commits) on a machine where git has no user.name/user.email.
-    subprocess.run(["git", "-c", "user.name=x", "-c", "user.email=x@x", "commit", "-q", "--allow-empty", "-m", "x"],
-                   cwd=tmp_path, check=True, env=env)
-    (tmp_path / ".dvc").mkdir()
-    (tmp_path / ".dvc" / "config").write_text("[core]\n    remote = team\n")
-    (tmp_path / ".dvc" / "cache").mkdir()
-    (tmp_path / ".dvc" / "cache" / "object").write_text("precious")
-    script = (
-        "from stages.common.dvclive_backend import MmloopDVCLiveVisBackend as B\n"
-        "b = B(save_dir='live'); b.add_scalars({'loss': 0.5, 'eta': 3}, step=1); b.close()\n"
-    )
-    result = subprocess.run([os.sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                            env=dict(env, PYTHONPATH=str(REPO)))
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert (tmp_path / ".dvc" / "config").read_text() == "[core]\n    remote = team\n"
-    assert (tmp_path / ".dvc" / "cache" / "object").read_text() == "precious"
-    assert (tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv").is_file()
-    assert not [p for p in tmp_path.rglob("*.dvc") if p.is_file()] and not (tmp_path / "dvc.yaml").exists()
-    assert MmloopDVCLiveVisBackend.__mro__[1].__name__ == "DVCLiveVisBackend"
+    assert not (tmp_path / PATHS.model.parent).exists() and not (tmp_path / PATHS.train_work).exists()

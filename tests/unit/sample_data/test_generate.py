@@ -1,4 +1,5 @@
 """The synthetic KITTI sample: reproducible, within budget, parseable, and labels that match the clouds."""
+
 from __future__ import annotations
 
 import math
@@ -12,11 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import tree_md5
-from stages.common import kitti
-from stages.common.sample_data import generate_dataset
+from mmloop.datasets.kitti import files as kitti
+from sample_data import generate_dataset
+from tests.conftest import tree_md5
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 BUDGET_BYTES = 15_000_000
 IMAGE_SIZE = (1242, 375)
 CLASS_MEANS = {"Car": (1.52, 1.63, 3.88), "Pedestrian": (1.76, 0.66, 0.84), "Cyclist": (1.74, 0.60, 1.76)}
@@ -51,8 +52,10 @@ def in_box(points: np.ndarray, label: kitti.Label, calib: kitti.Calib, margin: f
     across = -dx * math.sin(yaw) + dy * math.cos(yaw)
     up = points[:, 2] - bottom[2]
     return (
-        (np.abs(along) <= length / 2 + margin) & (np.abs(across) <= width / 2 + margin)
-        & (up >= -margin) & (up <= height + margin)
+        (np.abs(along) <= length / 2 + margin)
+        & (np.abs(across) <= width / 2 + margin)
+        & (up >= -margin)
+        & (up <= height + margin)
     )
 
 
@@ -193,11 +196,13 @@ def test_labelled_boxes_do_not_overlap_in_bev(default_sample: tuple[Path, dict])
             _, width, length = a.dimensions
             yaw = -a.rotation_y - math.pi / 2
             along, across = np.meshgrid(np.linspace(-length, length, 12) / 2, np.linspace(-width, width, 6) / 2)
-            xy = np.column_stack([
-                bottom[0] + along.ravel() * math.cos(yaw) - across.ravel() * math.sin(yaw),
-                bottom[1] + along.ravel() * math.sin(yaw) + across.ravel() * math.cos(yaw),
-            ])
-            for b in labels[i + 1:]:
+            xy = np.column_stack(
+                [
+                    bottom[0] + along.ravel() * math.cos(yaw) - across.ravel() * math.sin(yaw),
+                    bottom[1] + along.ravel() * math.sin(yaw) + across.ravel() * math.cos(yaw),
+                ]
+            )
+            for b in labels[i + 1 :]:
                 b_bottom_z = calib.rect_to_lidar(np.array([b.location], dtype=float))[0, 2]
                 grid = np.column_stack([xy, np.full(len(xy), b_bottom_z + 0.5)])
                 overlap = in_box(grid, b, calib, margin=-0.05).any()
@@ -223,7 +228,7 @@ def test_refuses_a_non_empty_folder_and_leaves_it_alone(tmp_path: Path) -> None:
 def test_command_line_writes_into_an_empty_folder_then_refuses(tmp_path: Path) -> None:
     out = tmp_path / "kitti-sample"
     out.mkdir()
-    command = [sys.executable, "-m", "stages.common.sample_data", "--out", str(out), "--frames", "3", "--seed", "5"]
+    command = [sys.executable, "-m", "sample_data", "--out", str(out), "--frames", "3", "--seed", "5"]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -1,6 +1,7 @@
 """`prepare`: mmdet3d's converters turn the raw frames into info files that agree with the labels.
 
-Expected values come from our own KITTI code (stages.common.kitti), never from mmdet3d's."""
+Expected values come from our own KITTI code (mmloop.datasets.kitti.files), never from mmdet3d's."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_stage, write_params
-from stages.common import kitti
+from mmloop.core.paths import load_paths
+from mmloop.datasets.kitti import files as kitti
+from tests.helpers import run_stage, write_params
 
 #: KITTI's difficulty rules (min 2D box height px, max occlusion level, max truncation), easy first.
 DIFFICULTY_RULES = ((40, 0, 0.15), (25, 1, 0.30), (25, 2, 0.50))
@@ -29,7 +31,7 @@ def prepared(root: Path, workdir: Path) -> Path:
     write_params(workdir, root)
     result = run_stage("prepare", workdir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return workdir / "work" / "prepared"
+    return workdir / load_paths(workdir / "params.yaml").prepared
 
 
 def check_infos_against_labels(root: Path, out: Path) -> int:
@@ -52,8 +54,10 @@ def check_infos_against_labels(root: Path, out: Path) -> int:
             for label, instance in zip(labels, frame["instances"]):
                 assert instance["bbox_label_3d"] == categories[label.type]
                 np.testing.assert_allclose(instance["bbox"], label.bbox, atol=1e-6)
-                h, w, l = label.dimensions
-                np.testing.assert_allclose(instance["bbox_3d"], [*label.location, l, h, w, label.rotation_y], atol=1e-6)
+                h, w, length = label.dimensions
+                np.testing.assert_allclose(
+                    instance["bbox_3d"], [*label.location, length, h, w, label.rotation_y], atol=1e-6
+                )
                 if label.type == "DontCare":
                     assert instance["num_lidar_pts"] == -1
                     continue
@@ -77,10 +81,14 @@ def test_prepare_on_the_generated_sample(small_sample: Path, tmp_path: Path) -> 
     out = prepared(small_sample, tmp_path)
     assert check_infos_against_labels(small_sample, out) > 0
     check_gt_database(out)
-    report = json.loads((tmp_path / "reports" / "prepare.json").read_text())
+    report = json.loads((tmp_path / load_paths(tmp_path / "params.yaml").prepare_report).read_text())
     assert report["splits"]["train"]["frames"] + report["splits"]["val"]["frames"] == 8
-    assert sum(report["gt_database"].values()) == sum(report["splits"]["train"]["objects"].get(c, 0) for c in ("Car", "Pedestrian", "Cyclist"))
-    assert not any(path.name.endswith("_reduced") for path in (small_sample / "training").iterdir())  # dataset untouched
+    assert sum(report["gt_database"].values()) == sum(
+        report["splits"]["train"]["objects"].get(c, 0) for c in ("Car", "Pedestrian", "Cyclist")
+    )
+    assert not any(
+        path.name.endswith("_reduced") for path in (small_sample / "training").iterdir()
+    )  # dataset untouched
 
 
 @pytest.mark.fixtures
@@ -97,9 +105,13 @@ def test_failed_prepare_keeps_previous_output(sample_copy: Path, tmp_path: Path)
     (sample_copy / "ImageSets" / "val.txt").write_text("")
     result = run_stage("prepare", tmp_path)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].endswith("lists no frames; mmdet3d's converter cannot prepare an empty split")
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .endswith("lists no frames; mmdet3d's converter cannot prepare an empty split")
+    )
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
-    assert not list((tmp_path / "work").glob(".prepared.building-*"))
+    assert not list(out.parent.glob(f".{out.name}.building-*"))
 
 
 def test_gt_database_feeds_object_sample(small_sample: Path, tmp_path: Path) -> None:
@@ -113,14 +125,20 @@ def test_gt_database_feeds_object_sample(small_sample: Path, tmp_path: Path) -> 
     classes = ["Pedestrian", "Cyclist", "Car"]
     loader = dict(type="LoadPointsFromFile", coord_type="LIDAR", load_dim=4, use_dim=4)
     db_sampler = dict(
-        data_root=str(out) + "/", info_path=str(out / "kitti_dbinfos_train.pkl"), rate=1.0,
+        data_root=str(out) + "/",
+        info_path=str(out / "kitti_dbinfos_train.pkl"),
+        rate=1.0,
         prepare=dict(filter_by_difficulty=[-1], filter_by_min_points=dict(Car=5, Pedestrian=5, Cyclist=5)),
-        classes=classes, sample_groups=dict(Car=15, Pedestrian=15, Cyclist=15), points_loader=loader,
+        classes=classes,
+        sample_groups=dict(Car=15, Pedestrian=15, Cyclist=15),
+        points_loader=loader,
     )
     from mmdet3d.datasets import KittiDataset
 
     dataset = KittiDataset(
-        data_root=str(out), ann_file="kitti_infos_train.pkl", data_prefix=dict(pts="training/velodyne_reduced"),
+        data_root=str(out),
+        ann_file="kitti_infos_train.pkl",
+        data_prefix=dict(pts="training/velodyne_reduced"),
         metainfo=dict(classes=classes),
         pipeline=[loader, dict(type="LoadAnnotations3D", with_bbox_3d=True, with_label_3d=True)],
     )

@@ -1,10 +1,11 @@
-"""The TensorRT side of `deploy`, on a CPU host without TensorRT: the parser-readiness check and
-profiles on small ONNX graphs, build plans and the engine build against fake `tensorrt` modules
-(TensorRT 10 with weak typing, 11 without), the fp16 ONNX, and the swap of mmdeploy's wrapper."""
+"""The TensorRT engine side of `deploy` (mmloop.deploy.tensorrt.engine), on a CPU host without
+TensorRT: build plans and the engine build against fake `tensorrt` modules (TensorRT 10 with weak
+typing, 11 without), int8 calibration frames, the no-TensorRT / no-GPU / too-old messages, the fp16
+ONNX, and the swap of mmdeploy's wrapper. (Readiness of graphs and profiles: test_readiness.py.)"""
+
 from __future__ import annotations
 
 import enum
-import json
 import subprocess
 import sys
 import textwrap
@@ -18,160 +19,57 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import REPO
-from stages.common import tensorrt_engine as engine
-from stages.common.stage import StageError
-from stages.common.tensorrt_support import check_profiles, input_profiles, trt_readiness
+from mmloop.core.stage import StageError
+from mmloop.deploy.tensorrt import engine
+from mmloop.deploy.tensorrt.readiness import input_profiles, trt_readiness
+from tests.helpers import REPO
 
 PROFILES = input_profiles({"min": 2, "opt": 8, "max": 16}, 32, 4)
 
 
-# --- small ONNX graphs shaped like the export: voxels [N, 32, 4], num_points [N], coors [N, 4] ---
-
-def voxel_graph(extra_nodes: list[onnx.NodeProto] = (), extra_inits: list[onnx.TensorProto] = (),
-                opset: int = 11, domains: dict[str, int] | None = None) -> onnx.ModelProto:
-    inputs = [helper.make_tensor_value_info("voxels", TensorProto.FLOAT, ["voxels_num", 32, 4]),
-              helper.make_tensor_value_info("num_points", TensorProto.INT32, ["voxels_num"]),
-              helper.make_tensor_value_info("coors", TensorProto.INT32, ["voxels_num", 4])]
-    nodes = [helper.make_node("ReduceMax", ["voxels"], ["pillar"], axes=[1], keepdims=0),
-             helper.make_node("Cast", ["coors"], ["coors_f"], to=TensorProto.FLOAT),
-             helper.make_node("Concat", ["pillar", "coors_f"], ["features"], axis=1),
-             helper.make_node("Identity", ["num_points"], ["count"]), *extra_nodes]
-    outputs = [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["voxels_num", 8]),
-               helper.make_tensor_value_info("count", TensorProto.INT32, ["voxels_num"])]
-    imports = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, v) for d, v in (domains or {}).items()]
-    graph = helper.make_graph(nodes, "voxel_graph", inputs, outputs, initializer=list(extra_inits))
-    return helper.make_model(graph, opset_imports=imports)
-
-
-def test_a_voxel_graph_with_profiles_is_ready() -> None:
-    report = trt_readiness(voxel_graph(), PROFILES)
-    assert report["ready"] and report["opset"] == 11 and report["opset_supported"]
-    assert report["nodes"] == 4 and report["onnx_checker"] is None
-    assert report["unsupported_ops"] == {} and report["unsupported_dtypes"] == [] and report["uncovered"] == []
-    assert {"input": "coors", "axis": 0, "dim": "voxels_num", "min": 2, "opt": 8, "max": 16} in report["dynamic_dims"]
-    assert [d["input"] for d in report["dynamic_dims"]] == ["voxels", "num_points", "coors"]
-    json.dumps(report)  # goes into metrics/export.json as is
-
-
-def test_custom_ops_and_unsupported_dtypes_are_reported() -> None:
-    nodes = [helper.make_node("TRTBatchedNMS", ["features"], ["boxes"], domain="mmdeploy"),
-             helper.make_node("Cast", ["pillar"], ["pillar_i16"], to=TensorProto.INT16),
-             helper.make_node("NonExistentOp", ["pillar"], ["nothing"])]
-    scale = numpy_helper.from_array(np.ones(4, dtype=np.float64), "scale64")
-    report = trt_readiness(voxel_graph(nodes, [scale], domains={"mmdeploy": 1}), PROFILES)
-    assert not report["ready"]
-    assert report["unsupported_ops"] == {"NonExistentOp": 1, "mmdeploy::TRTBatchedNMS": 1}
-    assert {"tensor": "pillar_i16", "kind": "value_info", "dtype": "INT16"} in report["unsupported_dtypes"]
-    assert report["limited_dtypes"] == [{"tensor": "scale64", "kind": "initializer", "dtype": "DOUBLE"}]
-
-
-def test_op_type_mismatch_and_nonzero_zero_point_are_reported() -> None:
-    zero = numpy_helper.from_array(np.array(3, dtype=np.int8), "zero")
-    scale = numpy_helper.from_array(np.array(0.1, dtype=np.float32), "s")
-    nodes = [helper.make_node("Cast", ["count"], ["flag"], to=TensorProto.BOOL),
-             helper.make_node("Equal", ["flag", "flag"], ["same"], name="bool_equal"),
-             helper.make_node("QuantizeLinear", ["features", "s", "zero"], ["q"], name="q"),
-             helper.make_node("DequantizeLinear", ["q", "s", "zero"], ["dq"], name="dq")]
-    report = trt_readiness(voxel_graph(nodes, [zero, scale]), PROFILES)
-    assert not report["ready"] and report["unsupported_ops"] == {}
-    assert report["op_dtype_mismatches"] == [{"node": "bool_equal", "op": "Equal", "tensor": "flag", "dtype": "BOOL"}]
-    assert [v["node"] for v in report["restriction_violations"]] == ["q", "dq"]
-
-
-def test_a_graph_that_contradicts_its_types_is_not_ready() -> None:
-    """What onnxconverter_common leaves behind: a Cast to float32 whose output says float16."""
-    model = voxel_graph()
-    model.graph.value_info.append(helper.make_tensor_value_info("coors_f", TensorProto.FLOAT16, ["voxels_num", 4]))
-    report = trt_readiness(model, PROFILES)
-    assert not report["ready"] and report["onnx_checker"].startswith("[ShapeInferenceError]")
-    assert "float16" in report["onnx_checker"] and "\n" not in report["onnx_checker"]
-
-
-def test_an_opset_below_the_parsers_range_is_not_ready() -> None:
-    report = trt_readiness(voxel_graph(opset=8), PROFILES)
-    assert report["opset"] == 8 and not report["opset_supported"] and not report["ready"]
-
-
-@pytest.mark.parametrize("profiles, problem", [
-    ({k: v for k, v in PROFILES.items() if k != "coors"}, "coors axis 0 (voxels_num) is dynamic but has no profile"),
-    (input_profiles({"min": 2, "opt": 8, "max": 16}, 20, 4), "voxels axis 1 is 32 in the graph but (20, 20, 20)"),
-    ({**PROFILES, "coors": ((2, 4), (9, 4), (16, 4))}, "coors axis 0 (voxels_num) has min/opt/max (2, 9, 16)"),
-    ({**PROFILES, "num_points": ((2, 1), (8, 1), (16, 1))}, "num_points: profile rank [2, 2, 2]"),
-    ({**PROFILES, "points": ((1,), (1,), (1,))}, "points: profile given for an input the graph does not have"),
-    (input_profiles({"min": 0, "opt": 8, "max": 4}, 32, 4), "voxels axis 0: min/opt/max (0, 8, 4) is not"),
-])
-def test_profiles_that_do_not_cover_the_graph_are_uncovered(profiles: dict[str, Any], problem: str) -> None:
-    report = trt_readiness(voxel_graph(), profiles)
-    assert not report["ready"]
-    assert any(line.startswith(problem) for line in report["uncovered"]), report["uncovered"]
-
-
-def test_a_dynamic_dim_without_profile_lists_no_range() -> None:
-    report = trt_readiness(voxel_graph(), {"voxels": PROFILES["voxels"], "num_points": PROFILES["num_points"]})
-    coors = [d for d in report["dynamic_dims"] if d["input"] == "coors"]
-    assert coors == [{"input": "coors", "axis": 0, "dim": "voxels_num", "min": None, "opt": None, "max": None}]
-
-
-def test_input_profiles_give_the_three_voxel_inputs() -> None:
-    profiles = input_profiles({"min": 1000, "opt": 12000, "max": 20000}, 32, 4)
-    assert profiles == {"voxels": ((1000, 32, 4), (12000, 32, 4), (20000, 32, 4)),
-                        "num_points": ((1000,), (12000,), (20000,)),
-                        "coors": ((1000, 4), (12000, 4), (20000, 4))}
-
-
-@pytest.mark.parametrize("voxels", [{"min": 1, "opt": 2}, {"min": 1, "opt": 2, "max": "3"},
-                                    {"min": True, "opt": 2, "max": 3}, [1, 2, 3]])
-def test_input_profiles_reject_malformed_params(voxels: Any) -> None:
-    with pytest.raises(StageError, match=r"deploy\.voxels .*\{min: <int>, opt: <int>, max: <int>\}"):
-        input_profiles(voxels, 32, 4)
-
-
-@pytest.mark.parametrize("voxels, max_voxels, message", [
-    ({"min": 1000, "opt": 12000, "max": 15000}, 20000,
-     r"deploy\.voxels max is 15000, below .* max_voxels 20000.*at least 20000"),
-    ({"min": 5000, "opt": 1000, "max": 20000}, 20000,
-     r"voxels axis 0 min/opt/max 5000/1000/20000.*1 <= min <= opt <= max"),
-    ({"min": 0, "opt": 1000, "max": 20000}, 20000, r"min/opt/max 0/1000/20000"),
-])
-def test_check_profiles_names_the_param_and_the_fix(voxels: dict[str, int], max_voxels: int, message: str) -> None:
-    with pytest.raises(StageError, match=message) as error:
-        check_profiles(input_profiles(voxels, 32, 4), max_voxels)
-    assert "\n" not in str(error.value) and "params.yaml: deploy.voxels" in str(error.value)
-
-
-def test_check_profiles_takes_a_profile_that_covers_max_voxels() -> None:
-    check_profiles(input_profiles({"min": 1000, "opt": 12000, "max": 20000}, 32, 4), 20000)
-
-
 # --- engine spec and build plans ---
+
 
 def test_engine_spec_from_params() -> None:
     spec = engine.engine_spec("fp16", {"workspace_mib": 2048}, PROFILES)
     assert spec == engine.EngineSpec("fp16", 2048, PROFILES)
 
 
-@pytest.mark.parametrize("precision, params, message", [
-    ("bf16", {"workspace_mib": 2048}, "precision 'bf16' is unknown"),
-    ("fp32", {"workspace_mib": 2048, "workspace": 1}, r"unknown keys \['workspace'\]"),
-    ("fp32", {}, "workspace_mib is None"),
-    ("fp32", {"workspace_mib": 0}, "workspace_mib is 0"),
-    ("fp32", {"workspace_mib": "2G"}, "workspace_mib is '2G'"),
-    ("fp32", [2048], "must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "precision, params, message",
+    [
+        ("bf16", {"workspace_mib": 2048}, "precision 'bf16' is unknown"),
+        ("fp32", {"workspace_mib": 2048, "workspace": 1}, r"unknown keys \['workspace'\]"),
+        ("fp32", {}, "workspace_mib is None"),
+        ("fp32", {"workspace_mib": 0}, "workspace_mib is 0"),
+        ("fp32", {"workspace_mib": "2G"}, "workspace_mib is '2G'"),
+        ("fp32", [2048], "must be a mapping"),
+    ],
+)
 def test_engine_spec_rejects_bad_params(precision: str, params: Any, message: str) -> None:
     with pytest.raises(StageError, match=message):
         engine.engine_spec(precision, params, PROFILES)
 
 
-@pytest.mark.parametrize("major, precision, expected", [
-    (10, "fp32", engine.BuildPlan("fp32", strongly_typed=False, flags=(), calibrator=False, cleared_flags=("TF32",))),
-    (10, "fp16", engine.BuildPlan("fp32", strongly_typed=False, flags=("FP16",), calibrator=False)),
-    (10, "int8", engine.BuildPlan("fp32", strongly_typed=False, flags=("INT8", "FP16"), calibrator=True)),
-    (11, "fp32", engine.BuildPlan("fp32", strongly_typed=True, flags=(), calibrator=False, cleared_flags=("TF32",))),
-    (11, "fp16", engine.BuildPlan("fp16", strongly_typed=True, flags=(), calibrator=False)),
-    (11, "int8", engine.BuildPlan("qdq", strongly_typed=True, flags=(), calibrator=False)),
-])
+@pytest.mark.parametrize(
+    "major, precision, expected",
+    [
+        (
+            10,
+            "fp32",
+            engine.BuildPlan("fp32", strongly_typed=False, flags=(), calibrator=False, cleared_flags=("TF32",)),
+        ),
+        (10, "fp16", engine.BuildPlan("fp32", strongly_typed=False, flags=("FP16",), calibrator=False)),
+        (10, "int8", engine.BuildPlan("fp32", strongly_typed=False, flags=("INT8", "FP16"), calibrator=True)),
+        (
+            11,
+            "fp32",
+            engine.BuildPlan("fp32", strongly_typed=True, flags=(), calibrator=False, cleared_flags=("TF32",)),
+        ),
+        (11, "fp16", engine.BuildPlan("fp16", strongly_typed=True, flags=(), calibrator=False)),
+        (11, "int8", engine.BuildPlan("qdq", strongly_typed=True, flags=(), calibrator=False)),
+    ],
+)
 def test_build_plan_per_tensorrt_version(major: int, precision: str, expected: engine.BuildPlan) -> None:
     assert engine.build_plan(fake_trt(major), precision) == expected
 
@@ -183,6 +81,7 @@ def test_build_plan_rejects_unknown_precision() -> None:
 
 # --- build_engine against a fake tensorrt that records what it is asked ---
 
+
 class FakeCalibratorBase:
     """Stands in for tensorrt.IInt8EntropyCalibrator2 (a pybind11 class to subclass)."""
 
@@ -190,9 +89,13 @@ class FakeCalibratorBase:
         self.base_initialised = True
 
 
-def fake_trt(major: int, parse_errors: tuple[tuple[str, str, str], ...] = (), built: bytes | None = b"plan",
-             network_inputs: tuple[str, ...] = ("voxels", "num_points", "coors"),
-             strongly_typed_flag: bool = True) -> Any:
+def fake_trt(
+    major: int,
+    parse_errors: tuple[tuple[str, str, str], ...] = (),
+    built: bytes | None = b"plan",
+    network_inputs: tuple[str, ...] = ("voxels", "num_points", "coors"),
+    strongly_typed_flag: bool = True,
+) -> Any:
     """A `tensorrt` stand-in: TensorRT 10 has the FP16/INT8 flags and the entropy calibrator,
     11 has neither. What the build asks of it lands in `trt.seen`."""
     seen: dict[str, Any] = {}
@@ -305,31 +208,46 @@ def fake_trt(major: int, parse_errors: tuple[tuple[str, str, str], ...] = (), bu
 
     creation = {"EXPLICIT_BATCH": 0, **({"STRONGLY_TYPED": 1} if strongly_typed_flag else {})}
     trt = types.SimpleNamespace(
-        __version__=f"{major}.4.0", seen=seen, Logger=Logger, Builder=Builder, OnnxParser=OnnxParser,
+        __version__=f"{major}.4.0",
+        seen=seen,
+        Logger=Logger,
+        Builder=Builder,
+        OnnxParser=OnnxParser,
         BuilderFlag=enum.IntEnum("BuilderFlag", ["FP16", "INT8", "TF32"] if major == 10 else ["TF32"]),
         NetworkDefinitionCreationFlag=enum.IntEnum("NetworkDefinitionCreationFlag", creation),
-        MemoryPoolType=enum.IntEnum("MemoryPoolType", {"WORKSPACE": 0}))
+        MemoryPoolType=enum.IntEnum("MemoryPoolType", {"WORKSPACE": 0}),
+    )
     if major == 10:
         trt.IInt8EntropyCalibrator2 = FakeCalibratorBase
     return trt
 
 
-def build(trt: Any, precision: str, calibration: Any = None, timing_cache: bytes | None = None,
-          profiles: dict[str, Any] = PROFILES) -> tuple[bytes, bytes]:
+def build(
+    trt: Any,
+    precision: str,
+    calibration: Any = None,
+    timing_cache: bytes | None = None,
+    profiles: dict[str, Any] = PROFILES,
+) -> tuple[bytes, bytes]:
     spec = engine.engine_spec(precision, {"workspace_mib": 512}, profiles)
-    return engine.build_engine(trt, Path("deploy/end2end.onnx"), spec, engine.build_plan(trt, precision),
-                               calibration, timing_cache)
+    return engine.build_engine(
+        trt, Path("deploy/end2end.onnx"), spec, engine.build_plan(trt, precision), calibration, timing_cache
+    )
 
 
-@pytest.mark.parametrize("major, precision, flags, cleared, network_flags", [
-    (10, "fp32", [], ["TF32"], 0),
-    (10, "fp16", ["FP16"], [], 0),
-    (11, "fp32", [], ["TF32"], 1 << 1),
-    (11, "fp16", [], [], 1 << 1),
-    (11, "int8", [], [], 1 << 1),
-])
-def test_build_engine_sets_profile_workspace_flags_and_typing(major: int, precision: str, flags: list[str],
-                                                               cleared: list[str], network_flags: int) -> None:
+@pytest.mark.parametrize(
+    "major, precision, flags, cleared, network_flags",
+    [
+        (10, "fp32", [], ["TF32"], 0),
+        (10, "fp16", ["FP16"], [], 0),
+        (11, "fp32", [], ["TF32"], 1 << 1),
+        (11, "fp16", [], [], 1 << 1),
+        (11, "int8", [], [], 1 << 1),
+    ],
+)
+def test_build_engine_sets_profile_workspace_flags_and_typing(
+    major: int, precision: str, flags: list[str], cleared: list[str], network_flags: int
+) -> None:
     trt = fake_trt(major)
     serialized, timings = build(trt, precision)
     config = trt.seen["config"]
@@ -373,8 +291,10 @@ def test_build_engine_reuses_a_previous_timing_cache() -> None:
 
 
 def test_parse_errors_become_one_line() -> None:
-    errors = (("/voxel_encoder/Foo", "Foo", "No importer registered\nfor op: Foo"),
-              ("/head/Bar", "Bar", "unsupported\tdtype"))
+    errors = (
+        ("/voxel_encoder/Foo", "Foo", "No importer registered\nfor op: Foo"),
+        ("/head/Bar", "Bar", "unsupported\tdtype"),
+    )
     with pytest.raises(StageError) as error:
         build(fake_trt(11, parse_errors=errors), "fp32")
     message = str(error.value)
@@ -396,10 +316,13 @@ def test_network_inputs_must_match_the_profiles() -> None:
 
 # --- int8 calibration frames (TensorRT 10) ---
 
+
 def frame(count: int) -> dict[str, np.ndarray]:
-    return {"voxels": np.arange(count * 32 * 4, dtype=np.float64).reshape(count, 32, 4),
-            "num_points": np.arange(1, count + 1, dtype=np.int64),
-            "coors": np.stack([np.zeros(count), np.zeros(count), np.arange(count), np.arange(count)], 1)}
+    return {
+        "voxels": np.arange(count * 32 * 4, dtype=np.float64).reshape(count, 32, 4),
+        "num_points": np.arange(1, count + 1, dtype=np.int64),
+        "coors": np.stack([np.zeros(count), np.zeros(count), np.arange(count), np.arange(count)], 1),
+    }
 
 
 def test_fit_voxel_count_repeats_or_drops_whole_voxels() -> None:
@@ -427,6 +350,7 @@ def test_calibrator_feeds_frames_at_the_opt_shape_and_keeps_its_cache() -> None:
 
 
 # --- require_tensorrt ---
+
 
 def test_require_tensorrt_without_tensorrt(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import fails as if not installed
@@ -467,19 +391,32 @@ def test_require_tensorrt_returns_the_module(monkeypatch: pytest.MonkeyPatch) ->
 
 # --- fp16 ONNX ---
 
+
 def test_fp16_onnx_keeps_float32_io_and_runs(tmp_path: Path) -> None:
     """A linear layer scaled by an int count: its Cast to float is the converter's trap."""
     rng = np.random.default_rng(0)
-    weights = [numpy_helper.from_array(rng.standard_normal((4, 3)).astype(np.float32), "w"),
-               numpy_helper.from_array(rng.standard_normal(3).astype(np.float32), "b")]
-    nodes = [helper.make_node("MatMul", ["x", "w"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["h"]),
-             helper.make_node("Relu", ["h"], ["r"]),
-             helper.make_node("Cast", ["n"], ["n_f"], to=TensorProto.FLOAT),
-             helper.make_node("Unsqueeze", ["n_f"], ["n_col"], axes=[1]),
-             helper.make_node("Mul", ["r", "n_col"], ["y"])]
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4]),
-                                              helper.make_tensor_value_info("n", TensorProto.INT32, ["N"])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], initializer=weights)
+    weights = [
+        numpy_helper.from_array(rng.standard_normal((4, 3)).astype(np.float32), "w"),
+        numpy_helper.from_array(rng.standard_normal(3).astype(np.float32), "b"),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["xw"]),
+        helper.make_node("Add", ["xw", "b"], ["h"]),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("Cast", ["n"], ["n_f"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["n_f"], ["n_col"], axes=[1]),
+        helper.make_node("Mul", ["r", "n_col"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4]),
+            helper.make_tensor_value_info("n", TensorProto.INT32, ["N"]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+        initializer=weights,
+    )
     src, dst = tmp_path / "end2end.onnx", tmp_path / "end2end.fp16.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]), str(src))
 
@@ -501,6 +438,7 @@ def test_fp16_onnx_keeps_float32_io_and_runs(tmp_path: Path) -> None:
 
 
 # --- running an engine under mmdeploy's backend model ---
+
 
 def test_backend_model_swap_builds_our_wrapper_and_restores_mmdeploys(monkeypatch: pytest.MonkeyPatch) -> None:
     from mmdeploy.backend.base import get_backend_manager
@@ -534,7 +472,7 @@ def test_mmdeploy_tensorrt_import_does_not_load_its_tensorrt_8_plugins() -> None
         real_cdll = ctypes.CDLL
         ctypes.CDLL = lambda name, *a, **k: loaded.append(str(name)) or real_cdll(name, *a, **k)
         import mmdeploy.backend.tensorrt as backend
-        from stages.common.tensorrt_engine import tensorrt_backend_model
+        from mmloop.deploy.tensorrt.engine import tensorrt_backend_model
         assert backend.is_available() and hasattr(backend, "from_onnx"), "mmdeploy saw no tensorrt"
         with tensorrt_backend_model():
             pass

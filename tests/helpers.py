@@ -1,0 +1,91 @@
+"""Helpers the test modules share (not fixtures; those are in conftest.py): the repo root, tree
+hashes, params for a scratch working dir, running one stage, and scratch copies of the repo."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+KITTI_REAL = REPO.parent / "shared" / "fixtures" / "kitti-real"
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "mmloop tests",
+    "GIT_AUTHOR_EMAIL": "tests@mmloop.invalid",
+    "GIT_COMMITTER_NAME": "mmloop tests",
+    "GIT_COMMITTER_EMAIL": "tests@mmloop.invalid",
+}
+
+
+def tree_md5(root: Path) -> dict[str, str]:
+    """md5 of every file under `root`, by relative path: equal dicts mean bit-for-bit equal trees."""
+    return {
+        str(path.relative_to(root)): hashlib.md5(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def write_params(workdir: Path, root: Path, splits: tuple[str, ...] = ("train", "val")) -> None:
+    """A params.yaml in `workdir` (stages read it from the current directory) pointing at `root`."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"]["root"] = str(root)
+    params["data"]["splits"] = list(splits)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def run_stage(name: str, workdir: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`python -m stages.<name>` in `workdir`, as dvc would run it (with this repo importable)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(
+        [sys.executable, "-m", f"stages.{name}"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def run_in(cwd: Path, args: list[str], timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+    # dvc runs stage commands through the shell: `python` must be this interpreter's venv.
+    env = dict(os.environ, **GIT_IDENTITY, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def sh(args: list[str], cwd: Path, timeout: float = 1200) -> str:
+    result = run_in(cwd, args, timeout)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result.stdout + result.stderr
+
+
+def copy_repo(clone: Path) -> None:
+    """What a fresh clone would hold: tracked and not-ignored files of the working tree, committed."""
+    listing = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
+    for name in filter(None, listing):
+        source = REPO / name
+        if source.is_file():
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, clone / name)
+    sh(["git", "init", "-q", "-b", "main"], clone)
+    sh(["git", "add", "-A"], clone)
+    sh(["git", "commit", "-q", "-m", "scratch copy"], clone)
+
+
+def pull_artifacts(clone: Path) -> None:
+    """What `make pull` runs: the datasets and checkpoints (the *.dvc files), not the stage outputs."""
+    sh([sys.executable, "-m", "dvc", "pull", *sorted(p.name for p in clone.glob("*.dvc") if p.is_file())], clone)

@@ -1,0 +1,101 @@
+"""Stage plumbing (mmloop.core): params sections, number checks, whole writes, the paths table and
+the device param, each with its one-line error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mmloop.core.paths import Paths, load_paths
+from mmloop.core.stage import StageError, built_whole, check_number, load_params, run_stage, write_json, written_whole
+from tests.helpers import REPO
+
+
+def test_load_params_names_the_missing_section(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    with pytest.raises(StageError, match=r"params.yaml: not found; run stages from the repository root"):
+        load_params("data", params)
+    params.write_text("train: {epochs: 3}\n")
+    assert load_params("train", params) == {"epochs": 3}
+    with pytest.raises(StageError, match=r"params.yaml: no 'data' section; restore it from git"):
+        load_params("data", params)
+
+
+@pytest.mark.parametrize(
+    "value, whole, inclusive, message",
+    [
+        (-1, True, True, "train.epochs is -1; it must be a whole number >= 0"),
+        (2.5, True, True, "train.epochs is 2.5; it must be a whole number >= 0"),
+        (0, False, False, "train.epochs is 0; it must be a number > 0"),
+        (True, False, True, "train.epochs is True; it must be a number >= 0"),
+        (float("nan"), False, True, "train.epochs is nan; it must be a number >= 0"),
+        ("3", False, True, "train.epochs is '3'; it must be a number >= 0"),
+    ],
+)
+def test_check_number(value: object, whole: bool, inclusive: bool, message: str) -> None:
+    with pytest.raises(StageError) as error:
+        check_number("train", "epochs", value, 0, whole=whole, inclusive=inclusive)
+    assert str(error.value) == f"params.yaml: {message}"
+
+
+def test_check_number_takes_good_values() -> None:
+    check_number("train", "epochs", 0, 0, whole=True)
+    check_number("train", "lr", 1e-4, 0, inclusive=False)
+    check_number("train", "epochs", 3.0, 0, whole=True)
+
+
+def test_failed_writes_keep_the_previous_output(tmp_path: Path) -> None:
+    report = tmp_path / "reports" / "data.json"
+    write_json(report, {"frames": 8})
+    with pytest.raises(RuntimeError), written_whole(report) as tmp:
+        tmp.write_text("half a report")
+        raise RuntimeError("killed")
+    assert json.loads(report.read_text()) == {"frames": 8}
+    folder = tmp_path / "work" / "prepared"
+    with built_whole(folder) as building:
+        (building / "a.pkl").write_text("first")
+    with pytest.raises(RuntimeError), built_whole(folder) as building:
+        (building / "b.pkl").write_text("second")
+        raise RuntimeError("failed")
+    assert [path.name for path in folder.iterdir()] == ["a.pkl"]
+    assert sorted(path.name for path in tmp_path.rglob("*")) == ["a.pkl", "data.json", "prepared", "reports", "work"]
+
+
+def test_run_stage_prints_one_line_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    def main() -> None:
+        raise StageError("params.yaml: something to fix")
+
+    with pytest.raises(SystemExit) as exited:
+        run_stage("train", main)
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == "mmloop train: error: params.yaml: something to fix\n"
+
+
+def test_paths_come_from_params_yaml(tmp_path: Path) -> None:
+    """dvc.yaml's ${paths.*} and the code read the same table."""
+    paths = load_paths(REPO / "params.yaml")
+    table = yaml.safe_load((REPO / "params.yaml").read_text())["paths"]
+    assert {name: str(getattr(paths, name)) for name in table} == table
+    assert paths.deployed_dir("onnxruntime-int8") == paths.deployed / "onnxruntime-int8"
+    assert paths.deploy_report("onnxruntime-int8") == paths.deploy_metrics / "onnxruntime-int8.json"
+    broken = dict(table)
+    del broken["onnx"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"paths": broken}))
+    with pytest.raises(StageError, match=r"params.yaml: paths.onnx is missing; restore the paths section from git"):
+        load_paths(tmp_path / "params.yaml")
+    assert isinstance(paths, Paths)
+
+
+def test_device_param_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmloop.core.device import select_device
+
+    with pytest.raises(StageError, match=r"params.yaml: device is 'gpu'; use one of auto, cpu, cuda"):
+        select_device("gpu")
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(StageError, match=r"params.yaml: device is 'cuda' but torch sees no GPU"):
+        select_device("cuda")
