@@ -1,6 +1,6 @@
 # The ONNX model built into a TensorRT engine: targets tensorrt-fp32/fp16/int8. The `deploy` stage
 # fills the optimization profile (model_inputs) from params.yaml deploy.voxels and the workspace
-# from deploy.tensorrt; mmdeploy's TensorRT 8 builder is not used (stages/common/tensorrt_engine.py).
+# from deploy.tensorrt; mmdeploy's TensorRT 8 builder is not used (mmloop/deploy/tensorrt/engine.py).
 _base_ = ['./voxel-detection_onnx_dynamic.py']
 
 backend_config = dict(
