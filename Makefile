@@ -51,6 +51,8 @@ demo: pull
 	@# Each deployed model beside PyTorch (mAP, mAP delta, latency ratio), and the torch-free
 	@# runtime beside mmdeploy's backend model on the same file (mAP delta, latency ratio).
 	dvc exp show --md --drop '^(?!Experiment$$|.*deploy/.*:((runtime_)?mAP_delta|mAP|(runtime_)?latency_ratio)$$)'
+	@# The figures in README.md and docs/ follow the metrics this run wrote (commit them together).
+	python scripts/write_docs.py
 
 # After `dvc repro` on main: its models and deployed models into the demo remote (a folder git
 # carries), and out of it whatever main's dvc.lock and .dvc files no longer name, so the folder
