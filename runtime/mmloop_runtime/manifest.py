@@ -71,40 +71,24 @@ def _floats(values: Any) -> tuple[float, ...]:
 def from_dict(data: dict[str, Any]) -> Manifest:
     """A Manifest from the JSON layout `to_dict` writes (KeyError/TypeError on a malformed one)."""
     voxelizer, anchors, head, test = data["voxelizer"], data["anchors"], data["head"], data["test"]
+    # One line per section, as the JSON reads; the formatter would give every field its own line.
+    # fmt: off
     return Manifest(
         class_names=tuple(str(name) for name in data["class_names"]),
         inputs=tuple(data["inputs"]),
         outputs=tuple(data["outputs"]),
-        voxelizer=Voxelizer(
-            _floats(voxelizer["point_cloud_range"]),
-            _floats(voxelizer["voxel_size"]),
-            int(voxelizer["max_points"]),
-            int(voxelizer["max_voxels"]),
-            int(voxelizer["point_features"]),
-        ),
-        anchors=Anchors(
-            tuple(_floats(r) for r in anchors["ranges"]),
-            tuple(_floats(s) for s in anchors["sizes"]),
-            _floats(anchors["rotations"]),
-            bool(anchors["size_per_range"]),
-            bool(anchors["align_corner"]),
-            float(anchors["scale"]),
-        ),
-        head=Head(
-            int(head["num_classes"]),
-            bool(head["use_sigmoid_cls"]),
-            int(head["box_code_size"]),
-            float(head["dir_offset"]),
-            float(head["dir_limit_offset"]),
-        ),
-        test=TestSettings(
-            int(test["nms_pre"]),
-            float(test["score_thr"]),
-            float(test["nms_thr"]),
-            int(test["max_num"]),
-            bool(test["use_rotate_nms"]),
-        ),
+        voxelizer=Voxelizer(_floats(voxelizer["point_cloud_range"]), _floats(voxelizer["voxel_size"]),
+                            int(voxelizer["max_points"]), int(voxelizer["max_voxels"]),
+                            int(voxelizer["point_features"])),
+        anchors=Anchors(tuple(_floats(r) for r in anchors["ranges"]), tuple(_floats(s) for s in anchors["sizes"]),
+                        _floats(anchors["rotations"]), bool(anchors["size_per_range"]),
+                        bool(anchors["align_corner"]), float(anchors["scale"])),
+        head=Head(int(head["num_classes"]), bool(head["use_sigmoid_cls"]), int(head["box_code_size"]),
+                  float(head["dir_offset"]), float(head["dir_limit_offset"])),
+        test=TestSettings(int(test["nms_pre"]), float(test["score_thr"]), float(test["nms_thr"]),
+                          int(test["max_num"]), bool(test["use_rotate_nms"])),
     )
+    # fmt: on
 
 
 def load_manifest(model_dir: str | Path) -> Manifest:
