@@ -25,9 +25,9 @@ FrameArrays = dict[str, np.ndarray]
 
 @dataclass
 class BuildJob:
-    """What building one target's backend file needs: the exported graph, the folder to build in,
-    the PyTorch reference, the params, the engine profile and the graph's input names; calibration
-    frames (voxelized train frames) are made only when a backend asks for them."""
+    """What building one target's backend file needs: the target, the exported graph, the folder to
+    build in, the deploy params and the engine profile; calibration frames (voxelized train frames)
+    are made only when a backend calls `calibration()`."""
 
     target: Target
     onnx_file: Path
