@@ -1,8 +1,10 @@
 """Benchmark (not a test): training step time through our `train` stage vs mmdet3d's tools/train.py.
 
 Both train the same config (the one the stage writes to models/model.py, i.e. params applied) on
-the same prepared data, from scratch, for a few epochs; the step time is mmengine's own per-
-iteration `time` from each run's scalars log, median over iterations after a warm-up. Goal: the
+the same prepared data, from scratch, for a few epochs, under the same host settings (the stage
+pins kernels and threads, train.deterministic; tools/train.py gets the same environment); the step
+time is mmengine's own per-iteration `time` from each run's log, median over iterations after a
+warm-up. Goal: the
 ratio stage / tools/train.py <= 1.02 (the stage adds only dvclive logging and checkpoints).
 
     .venv/bin/python benchmarks/train_step.py [--epochs 3] [--rounds 2]
@@ -13,8 +15,8 @@ Run it from the repository root after `dvc repro prepare`, on an otherwise idle 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -28,16 +30,12 @@ REPO = Path(__file__).resolve().parents[1]
 WARMUP = 5
 
 
-def step_times(work_dir: Path) -> list[float]:
-    """Per-iteration `time` from mmengine's scalars log(s) under a work dir, warm-up dropped."""
-    times: list[float] = []
-    for log in sorted(work_dir.rglob("vis_data/scalars.json")):
-        for line in log.read_text().splitlines():
-            record = json.loads(line)
-            if "loss" in record and "time" in record:
-                times.append(record["time"])
+def step_times(log: str) -> list[float]:
+    """Per-iteration `time` from mmengine's log lines (logged every iteration), warm-up dropped.
+    From the printed log: the stage removes a finished run's work dir, scalars log included."""
+    times = [float(match) for match in re.findall(r"Epoch\(train\).*?  time: ([0-9.]+)", log)]
     if len(times) <= WARMUP:
-        raise SystemExit(f"{work_dir}: only {len(times)} logged iterations; train longer (--epochs)")
+        raise SystemExit(f"only {len(times)} logged iterations; train longer (--epochs)")
     return times[WARMUP:]
 
 
@@ -55,10 +53,12 @@ def scratch_repo(epochs: int) -> Path:
     return scratch
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str]) -> None:
+def run(args: list[str], cwd: Path, env: dict[str, str]) -> str:
+    """The command's output (mmengine logs to both streams, depending on the logger's setup)."""
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     if result.returncode:
         raise SystemExit(f"{' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return result.stdout + result.stderr
 
 
 def main() -> None:
@@ -69,21 +69,24 @@ def main() -> None:
     if not (REPO / "work" / "prepared" / "kitti_infos_train.pkl").is_file():
         raise SystemExit("work/prepared not found: run `dvc repro prepare` first")
 
+    from mmloop.core.determinism import host_environment
     from mmloop.core.device import select_device
     from mmloop.openmmlab.tools import mim_dir
 
-    select_device("auto")  # the stages' process settings, so tools/train.py runs the same way
     scratch = scratch_repo(options.epochs)
-    env = dict(os.environ, PYTHONPATH=str(scratch))
+    train = yaml.safe_load((scratch / "params.yaml").read_text())["train"]
+    # The stages' process settings, so tools/train.py runs the same way: pinned kernels and threads.
+    pinned = host_environment(int(train["threads"])) if train["deterministic"] else {}
+    select_device("auto")
+    env = dict(os.environ, **pinned, PYTHONPATH=str(scratch))
     ours: list[float] = []
     theirs: list[float] = []
     try:
         for round_ in range(options.rounds):
             shutil.rmtree(scratch / "work" / "train", ignore_errors=True)
-            run([sys.executable, "-m", "stages.train"], scratch, env)
-            ours += step_times(scratch / "work" / "train")
+            ours += step_times(run([sys.executable, "-m", "stages.train"], scratch, env))
             work_dir = scratch / "work" / f"tools-train-{round_}"
-            run(
+            log = run(
                 [
                     sys.executable,
                     str(mim_dir() / "tools" / "train.py"),
@@ -98,7 +101,7 @@ def main() -> None:
                 scratch,
                 env,
             )
-            theirs += step_times(work_dir)
+            theirs += step_times(log)
             print(
                 f"round {round_ + 1}: stage {statistics.median(ours):.4f} s/iter, "
                 f"tools/train.py {statistics.median(theirs):.4f} s/iter"

@@ -58,12 +58,18 @@ def read_yaml(root: Path, relative: str) -> dict[str, Any]:
 
 
 def deploy_reports(root: Path) -> list[tuple[str, dict[str, Any] | None]]:
-    """(target, metrics or None when not built yet): params.yaml's deploy.targets first, in order,
-    then any other metrics/deploy/*.json (a target built by an experiment and kept)."""
+    """(target, metrics and latency or None when not built yet): params.yaml's deploy.targets
+    first, in order, then any other metrics/deploy/*.json (a target built by an experiment and kept)."""
     targets = list(read_yaml(root, "params.yaml").get("deploy", {}).get("targets", []))
-    found = {path.stem: path for path in sorted((root / "metrics/deploy").glob("*.json"))}
+    found = {path.stem: path for path in sorted((root / "metrics/deploy").glob("*.json")) if "." not in path.stem}
     names = targets + [name for name in found if name not in targets]
-    return [(name, json.loads(found[name].read_text()) if name in found else None) for name in names]
+    return [(name, read_deploy_report(found[name]) if name in found else None) for name in names]
+
+
+def read_deploy_report(path: Path) -> dict[str, Any]:
+    """<target>.json with its <target>.latency.json beside it, as one dict (the stage prints both)."""
+    latency = path.with_suffix(".latency.json")
+    return {**json.loads(path.read_text()), **(json.loads(latency.read_text()) if latency.is_file() else {})}
 
 
 def locked_size(root: Path, stage: str, out: str) -> int | None:
@@ -154,7 +160,7 @@ def deploy_block(root: Path) -> str:
         table(header, rows)
         + "\n\n"
         + source_note(
-            "metrics/deploy/<target>.json: mAP R40 moderate; latency the median per frame (voxelize, network, decode) "
+            "metrics/deploy/<target>.json: mAP R40 moderate; <target>.latency.json: the median per frame (voxelize, network, decode) "
             "over `deploy.latency_rounds` passes; runtime columns: mmloop_runtime against mmdeploy's backend model"
         )
     )

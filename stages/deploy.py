@@ -5,8 +5,9 @@ with a backend from mmloop/deploy/backends (onnxruntime-fp32/int8 on the CPU; te
 int8 on an NVIDIA GPU with TensorRT >= 10). Each writes `deploy/<target>/` (the backend file,
 deploy.py, model.py) and `metrics/deploy/<target>.json`: the dataset's metric through mmdeploy's
 backend model beside the PyTorch model's, the largest head-output difference on the same voxels,
-and median per-frame latency of both; and the torch-free runtime (mmloop_runtime) on the same
-file beside mmdeploy's (`runtime_*`). It fails when either drifts past its tolerance.
+and the torch-free runtime (mmloop_runtime) on the same file beside mmdeploy's (`runtime_*`). It
+fails when either drifts past its tolerance. Median per-frame latency of all three goes to
+`metrics/deploy/<target>.latency.json`, apart: it is the one result that differs between runs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import shutil
 
+from mmloop.core.determinism import cpu_threads
 from mmloop.core.device import select_device
 from mmloop.core.paths import load_paths
 from mmloop.core.stage import built_whole, load_params, run_stage, write_json
@@ -39,12 +41,19 @@ def main() -> None:
     info_file = dataset.info_file(paths.prepared, split)
     require_trained_model(paths, info_file, split)
     onnx_file = require_export(paths)
+    threads = cpu_threads(load_params("train"))
     device = select_device(backend.device)
     backend.configure_device()
 
     from mmengine.config import Config
 
-    from mmloop.deploy.parity import compare_on_split, comparison_report, pytorch_model, voxel_frames
+    from mmloop.deploy.parity import (
+        compare_on_split,
+        comparison_report,
+        latency_report,
+        pytorch_model,
+        voxel_frames,
+    )
     from mmloop.deploy.tensorrt.readiness import input_profiles
 
     model_cfg = Config.fromfile(str(paths.onnx / MODEL_CFG))
@@ -61,11 +70,11 @@ def main() -> None:
         return list(voxel_frames(reference, model_cfg, dataset.info_file(paths.prepared, "train"), frames, io.inputs))
 
     with built_whole(out) as building:
-        built = backend.build(BuildJob(target, onnx_file, building, params, profiles, calibration))
+        built = backend.build(BuildJob(target, onnx_file, building, params, profiles, calibration, threads))
         deploy_cfg.dump(str(building / DEPLOY_CFG))
         shutil.copyfile(paths.onnx / MODEL_CFG, building / MODEL_CFG)
-        deployed = backend.backend_model(building, model_cfg, deploy_cfg, device)
-        runtime = gates.runtime_detector(target.name, paths.onnx, building)
+        deployed = backend.backend_model(building, model_cfg, deploy_cfg, device, threads)
+        runtime = gates.runtime_detector(target.name, paths.onnx, building, threads)
         rounds = int(params["latency_rounds"])
         print(
             f"mmloop deploy@{target.name}: {info_file.name} through PyTorch ({device}), mmdeploy's backend model"
@@ -78,8 +87,10 @@ def main() -> None:
         )
     summary = comparison_report(comparison, list(model_cfg.class_names), dataset.metric_summary)
     report = {"target": target.name, "device": device, **summary, **built}
+    latency = latency_report(comparison)
     write_json(metrics, report)
-    for line in gates.summary_lines(target.name, report, out, metrics):
+    write_json(paths.latency_report(target.name), latency)
+    for line in gates.summary_lines(target.name, {**report, **latency}, out, metrics):
         print(line)
     gates.check_report(report, metrics, target.precision, limits)
 

@@ -16,7 +16,6 @@ from mmloop.deploy.target import check_opset, load_deploy_config
 from mmloop.deploy.tensorrt.readiness import blocking, check_profiles, input_profiles, trt_readiness
 from mmloop.models import family_of, voxel_layout
 from mmloop.openmmlab.config import require_trained_model
-from mmloop_runtime.manifest import MANIFEST
 
 
 def main() -> None:
@@ -29,6 +28,8 @@ def main() -> None:
 
     import onnx
     from mmengine.config import Config
+
+    from mmloop_runtime.manifest import MANIFEST  # its package loads numpy: after run_stage pins it
 
     model_cfg = Config.fromfile(str(paths.model_config))
     max_points, features, max_voxels = voxel_layout(model_cfg)

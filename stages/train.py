@@ -3,20 +3,29 @@
 Reads params `model` and `train`. Writes the final weights and the exact config they were
 trained with (`models/model.pth`, `models/model.py`, runnable by mmdet3d's own tools/test.py),
 the training curves (`metrics/train/`), and keeps mmengine's work dir in `work/train/<run>/`
-(a DVC `persist` output) so a killed run resumes from its last epoch checkpoint.
+(a DVC `persist` output) so a killed run resumes from its last epoch checkpoint; a finished run's
+folder is removed once its model is written.
 """
 
 from __future__ import annotations
 
 import copy
 
+from mmloop.core.determinism import host_params
 from mmloop.core.device import select_device
 from mmloop.core.paths import load_paths
 from mmloop.core.stage import load_params, run_stage, written_whole
 from mmloop.datasets import class_counts, dataset_format
 from mmloop.openmmlab.cfg_options import cfg_options, check_params
 from mmloop.openmmlab.config import load_config
-from mmloop.openmmlab.training import publish_curves, resume_note, run_id, runner_settings, save_model
+from mmloop.openmmlab.training import (
+    finish_run,
+    publish_curves,
+    resume_note,
+    run_id,
+    runner_settings,
+    save_model,
+)
 
 
 def main() -> None:
@@ -28,10 +37,11 @@ def main() -> None:
     check_params(model, train, cfg, class_counts(train_infos))
     device = select_device(train["device"])
 
-    options = cfg_options(cfg, model, train, paths.prepared)
+    options = cfg_options(cfg, model, train, paths.prepared, device)
     cfg.merge_from_dict(options, allow_list_keys=True)
     model_cfg = copy.deepcopy(cfg)  # the config as trained, before the Runner's settings
-    work_dir = paths.train_work / run_id(cfg.pretty_text, paths.prepared, model.get("load_from"))
+    host = "deterministic={} threads={}".format(*host_params(train))
+    work_dir = paths.train_work / run_id(cfg.pretty_text, paths.prepared, model.get("load_from"), host)
     runner_settings(cfg, work_dir, model.get("load_from"), int(train["log_interval"]))
 
     print(f"mmloop train: {model['config']} on {device}, {train['epochs']} epochs, work dir {work_dir}")
@@ -51,6 +61,7 @@ def main() -> None:
     with written_whole(paths.model_config) as tmp:
         tmp.write_text(model_cfg.pretty_text)  # what Config.dump writes for a .py file
     publish_curves(work_dir / "dvclive", paths.train_curves)
+    finish_run(work_dir)
     print(
         f"mmloop train: wrote {paths.model} ({paths.model.stat().st_size / 1e6:.1f} MB) and "
         f"{paths.model_config}; curves in {paths.train_curves}"

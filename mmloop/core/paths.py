@@ -30,7 +30,12 @@ class Paths:
         return self.deployed / target
 
     def deploy_report(self, target: str) -> Path:
+        """metrics/deploy/<target>.json: accuracy and parity, the same bits on every host."""
         return self.deploy_metrics / f"{target}.json"
+
+    def latency_report(self, target: str) -> Path:
+        """metrics/deploy/<target>.latency.json: milliseconds, which differ from run to run."""
+        return self.deploy_metrics / f"{target}.latency.json"
 
 
 def load_paths(params_file: Path = PARAMS_FILE) -> Paths:

@@ -93,8 +93,12 @@ def built_whole(target: Path) -> Iterator[Path]:
 
 
 def run_stage(name: str, main: Callable[[], None]) -> None:
-    """Run a stage's main; a `StageError` becomes `mmloop <name>: error: ...` and exit status 1."""
+    """Run a stage's main under the pinned host settings (`train.deterministic`); a `StageError`
+    becomes `mmloop <name>: error: ...` and exit status 1."""
+    from mmloop.core.determinism import pin_host
+
     try:
+        print(f"mmloop {name}: {pin_host(load_params('train'))}")
         main()
     except StageError as error:
         print(f"mmloop {name}: error: {error}", file=sys.stderr)

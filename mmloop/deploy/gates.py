@@ -76,8 +76,9 @@ def check_parity(
         )
 
 
-def runtime_detector(target_name: str, onnx_dir: Path, out: Path) -> Any | None:
-    """mmloop_runtime's Detector on the built folder (None when the export wrote no manifest)."""
+def runtime_detector(target_name: str, onnx_dir: Path, out: Path, threads: int = 0) -> Any | None:
+    """mmloop_runtime's Detector on the built folder (None when the export wrote no manifest),
+    running `threads` intra-op threads (0: one per core)."""
     from mmloop_runtime import Detector
     from mmloop_runtime.manifest import MANIFEST
 
@@ -90,7 +91,7 @@ def runtime_detector(target_name: str, onnx_dir: Path, out: Path) -> Any | None:
         return None
     shutil.copyfile(onnx_dir / MANIFEST, out / MANIFEST)
     try:
-        return Detector(out)
+        return Detector(out, threads=threads)
     except RuntimeError as error:  # TensorRT targets: the runtime's own engine loader
         raise StageError(f"deploy target {target_name}: mmloop_runtime cannot run the engine: {error}") from None
 

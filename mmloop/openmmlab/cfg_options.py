@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from mmloop.core.determinism import host_params
 from mmloop.core.stage import StageError, check_number
 from mmloop.models import family_of
 
@@ -147,7 +148,9 @@ def schedule_options(tree: dict[str, Any], epochs: int, lr: float) -> dict[str, 
     return options
 
 
-def cfg_options(cfg: Any, model: dict[str, Any], train: dict[str, Any], prepared: Path) -> dict[str, Any]:
+def cfg_options(
+    cfg: Any, model: dict[str, Any], train: dict[str, Any], prepared: Path, device: str = "cpu"
+) -> dict[str, Any]:
     """All params as cfg-options for `cfg` (only what differs from the config itself)."""
     tree = cfg.to_dict()
     options = data_options(tree, prepared)
@@ -159,7 +162,13 @@ def cfg_options(cfg: Any, model: dict[str, Any], train: dict[str, Any], prepared
             "train_dataloader.batch_size": int(train["batch_size"]),
             "optim_wrapper.optimizer.weight_decay": float(train["weight_decay"]),
             "train_cfg.val_interval": int(train["val_interval"]),
-            "randomness": {"seed": int(train["seed"]), "deterministic": False},
+            # deterministic: cuDNN's and torch's deterministic algorithms, on a GPU. The CPU's
+            # kernels are pinned before torch loads (mmloop.core.determinism); there torch's
+            # switch only costs time (5 % of a step, benchmarks/deterministic_step.py).
+            "randomness": {
+                "seed": int(train["seed"]),
+                "deterministic": device == "cuda" and host_params(train)[0],
+            },
         }
     )
     return options

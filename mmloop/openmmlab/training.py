@@ -10,10 +10,12 @@ from typing import Any
 from mmloop.core.stage import built_whole, written_whole
 
 
-def run_id(config_text: str, prepared: Path, load_from: str | None) -> str:
-    """Names the work dir of one run: same config, data and start weights, same dir (resumable);
+def run_id(config_text: str, prepared: Path, load_from: str | None, host: str) -> str:
+    """Names the work dir of one run: same config, data, start weights and host settings
+    (`train.deterministic`, `train.threads`: they change the bits), same dir (resumable);
     anything else gets a fresh dir, so a sweep never resumes another run's checkpoints."""
     digest = hashlib.md5(config_text.encode())
+    digest.update(host.encode())
     inputs = sorted(prepared.glob("*.pkl")) + ([Path(load_from)] if load_from else [])
     for path in inputs:
         digest.update(path.name.encode())
@@ -69,3 +71,11 @@ def publish_curves(live_dir: Path, target: Path) -> None:
     with built_whole(target) as staging:
         shutil.copytree(live_dir, staging, dirs_exist_ok=True)
         (staging / "plots" / "metrics").mkdir(parents=True, exist_ok=True)  # none when nothing was logged
+
+
+def finish_run(work_dir: Path) -> None:
+    """Remove a finished run's work dir: its checkpoints only serve resuming, and its logs carry
+    timestamps, which would give `work/train` another hash in dvc.lock on every machine. The
+    (empty) parent stays, as the stage's `persist` output."""
+    shutil.rmtree(work_dir)
+    work_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -14,13 +14,14 @@ import pkgutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from mmloop.core.stage import StageError
 
-FrameArrays = dict[str, np.ndarray]
+if TYPE_CHECKING:  # numpy loads after the stage pins its kernels (mmloop.core.determinism)
+    import numpy as np
+
+FrameArrays = dict[str, "np.ndarray"]
 
 
 @dataclass
@@ -35,6 +36,7 @@ class BuildJob:
     params: dict[str, Any]
     profiles: dict[str, Any]
     calibration: Callable[[], Iterable[FrameArrays]]
+    threads: int = 0  # intra-op threads of a CPU backend's calibration runs (0: its own default)
 
 
 class Backend:
@@ -59,8 +61,9 @@ class Backend:
         """Write the backend file (and what else it needs) into job.out; returns report entries."""
         raise NotImplementedError
 
-    def backend_model(self, folder: Path, model_cfg: Any, deploy_cfg: Any, device: str) -> Any:
-        """mmdeploy's backend model for the built file (voxelization and decoding in PyTorch)."""
+    def backend_model(self, folder: Path, model_cfg: Any, deploy_cfg: Any, device: str, threads: int = 0) -> Any:
+        """mmdeploy's backend model for the built file (voxelization and decoding in PyTorch).
+        `threads`: intra-op threads of a CPU backend (0: its own default)."""
         from mmdeploy.apis.utils import build_task_processor
 
         processor = build_task_processor(model_cfg, deploy_cfg, device)

@@ -86,7 +86,7 @@ class TensorRTBackend(Backend):
         write_json(job.out / "build_env.json", environment)
         return {"build_env": environment}
 
-    def backend_model(self, folder: Path, model_cfg: Any, deploy_cfg: Any, device: str) -> Any:
+    def backend_model(self, folder: Path, model_cfg: Any, deploy_cfg: Any, device: str, threads: int = 0) -> Any:
         from mmloop.deploy.tensorrt.engine import tensorrt_backend_model
 
         with tensorrt_backend_model():

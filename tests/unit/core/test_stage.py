@@ -64,14 +64,21 @@ def test_failed_writes_keep_the_previous_output(tmp_path: Path) -> None:
     assert sorted(path.name for path in tmp_path.rglob("*")) == ["a.pkl", "data.json", "prepared", "reports", "work"]
 
 
-def test_run_stage_prints_one_line_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_stage_prints_one_line_and_exits_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def main() -> None:
         raise StageError("params.yaml: something to fix")
 
+    # Unpinned: this process has torch loaded already (pinning is tested in test_determinism.py).
+    (tmp_path / "params.yaml").write_text("train: {deterministic: false}\n")
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exited:
         run_stage("train", main)
     assert exited.value.code == 1
-    assert capsys.readouterr().err == "mmloop train: error: params.yaml: something to fix\n"
+    captured = capsys.readouterr()
+    assert captured.err == "mmloop train: error: params.yaml: something to fix\n"
+    assert captured.out.startswith("mmloop train: host settings not pinned (train.deterministic: false)")
 
 
 def test_paths_come_from_params_yaml(tmp_path: Path) -> None:
@@ -81,6 +88,7 @@ def test_paths_come_from_params_yaml(tmp_path: Path) -> None:
     assert {name: str(getattr(paths, name)) for name in table} == table
     assert paths.deployed_dir("onnxruntime-int8") == paths.deployed / "onnxruntime-int8"
     assert paths.deploy_report("onnxruntime-int8") == paths.deploy_metrics / "onnxruntime-int8.json"
+    assert paths.latency_report("onnxruntime-int8") == paths.deploy_metrics / "onnxruntime-int8.latency.json"
     broken = dict(table)
     del broken["onnx"]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"paths": broken}))

@@ -1,5 +1,6 @@
 """The deploy stage's fast failures (`python -m stages.deploy`): a TensorRT target without TensorRT
-fails at once, in one line, before any params or model are read; an unknown target names the known ones."""
+fails at once, in one line, before any model or deploy param is read (only the host settings every
+stage pins first, params.yaml `train`); an unknown target names the known ones."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tests.helpers import REPO
 
 
 def run_deploy(target: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    (cwd / "params.yaml").write_text("train: {deterministic: true, threads: 2}\n")
     return subprocess.run(
         [sys.executable, "-m", "stages.deploy", "--target", target],
         cwd=cwd,
@@ -31,14 +33,14 @@ def test_tensorrt_target_without_tensorrt_fails_at_once_in_one_line(tmp_path: Pa
     if subprocess.run([sys.executable, "-c", "import tensorrt"], capture_output=True).returncode == 0:
         pytest.skip("TensorRT is installed here")
     start = time.monotonic()
-    result = run_deploy("tensorrt-fp16", tmp_path)  # no params.yaml, no model: it must not get that far
+    result = run_deploy("tensorrt-fp16", tmp_path)  # no deploy params, no model: it must not get that far
     assert time.monotonic() - start < 60
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("mmloop deploy: error: deploy target tensorrt-fp16: TensorRT is not installed")
     assert "pip install tensorrt-cu12" in lines[0]
-    assert list(tmp_path.iterdir()) == []
+    assert [path.name for path in tmp_path.iterdir()] == ["params.yaml"]
 
 
 def test_unknown_target_fails_in_one_line(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""The arithmetic of a deployed model's report (mmloop.deploy.parity): mAP beside PyTorch's, parity,
-latency and its ratio; and the runtime's boxes against mmdeploy's, frame by frame."""
+"""The arithmetic of a deployed model's reports (mmloop.deploy.parity): mAP beside PyTorch's and
+parity; latency and its ratio, apart; and the runtime's boxes against mmdeploy's, frame by frame."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mmloop.datasets.kitti.metric import PREFIX, kitti_summary
-from mmloop.deploy.parity import Comparison, Side, comparison_report, detection_agreement
+from mmloop.deploy.parity import Comparison, Side, comparison_report, detection_agreement, latency_report, significant
 from mmloop_runtime import Detections
 
 
@@ -24,14 +24,23 @@ def test_comparison_report_arithmetic() -> None:
         frames=3,
         pytorch=Side(kitti_metrics(30.0, 35.0, 70.0), [0.040, 0.050, 0.060]),
         deployed=Side(kitti_metrics(29.5, 35.25, 69.0), [0.010, 0.030, 0.020]),
-        max_abs_diff={"cls_score0": 2e-5, "bbox_pred0": 7e-5, "dir_cls_pred0": 1e-6},
+        max_abs_diff={"cls_score0": 2e-5, "bbox_pred0": 7.0312e-5, "dir_cls_pred0": 1e-6},
     )
     report = comparison_report(comparison, ["Car"], kitti_summary)
     assert report["mAP"] == 29.5 and report["mAP_pytorch"] == 30.0 and report["mAP_delta"] == -0.5
     assert report["mAP_bev_delta"] == 0.25
-    assert report["max_abs_diff"] == 7e-5
-    assert report["latency_ms"] == 20.0 and report["latency_ms_pytorch"] == 50.0 and report["latency_ratio"] == 0.4
+    assert report["max_abs_diff"] == 7.0e-5 and report["max_abs_diff_by_output"]["bbox_pred0"] == 7.0e-5
     assert report["ap_3d_moderate"] == {"Car": 69.0}
+    assert not any("latency" in key for key in report)  # apart: it is what differs from run to run
+    latency = latency_report(comparison)
+    assert latency == {"latency_ms": 20.0, "latency_ms_pytorch": 50.0, "latency_ratio": 0.4}
+
+
+def test_significant_keeps_two_digits_so_last_bit_noise_does_not_show() -> None:
+    # The fp32 parity of one model measured with ONNX Runtime on 1 and on 2 threads.
+    assert significant(1.9431114196777344e-05) == significant(1.9371509552001953e-05) == 1.9e-05
+    assert significant(3.231062889099121) == significant(3.231062412261963) == 3.2
+    assert significant(0.0) == 0.0 and significant(1.0e-4) == 1.0e-4
 
 
 def frame(boxes: list[list[float]], scores: list[float], labels: list[int]) -> Detections:

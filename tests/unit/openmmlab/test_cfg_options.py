@@ -48,6 +48,15 @@ def test_repo_params_match_the_small_config(small_cfg: Any) -> None:
     assert options["train_cfg.max_epochs"] == train["epochs"]
 
 
+def test_deterministic_turns_on_cuda_determinism_only_on_a_gpu(small_cfg: Any) -> None:
+    model, train = repo_params()
+    for device, deterministic, expected in [("cuda", True, True), ("cuda", False, False), ("cpu", True, False)]:
+        options = cfg_options.cfg_options(
+            small_cfg, model, {**train, "deterministic": deterministic}, PATHS.prepared, device
+        )
+        assert options["randomness"] == {"seed": train["seed"], "deterministic": expected}
+
+
 def test_grid_params_reach_every_place_the_config_uses_them(small_cfg: Any) -> None:
     model, train = repo_params()
     model["point_cloud_range"] = [0, -25.6, -3, 51.2, 25.6, 1]
