@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from collections.abc import Callable
@@ -57,19 +58,27 @@ def read_yaml(root: Path, relative: str) -> dict[str, Any]:
     return yaml.safe_load(path.read_text()) or {}
 
 
-def deploy_reports(root: Path) -> list[tuple[str, dict[str, Any] | None]]:
+def deploy_reports(root: Path, mask_latency: bool = False) -> list[tuple[str, dict[str, Any] | None]]:
     """(target, metrics and latency or None when not built yet): params.yaml's deploy.targets
     first, in order, then any other metrics/deploy/*.json (a target built by an experiment and kept)."""
     targets = list(read_yaml(root, "params.yaml").get("deploy", {}).get("targets", []))
     found = {path.stem: path for path in sorted((root / "metrics/deploy").glob("*.json")) if "." not in path.stem}
     names = targets + [name for name in found if name not in targets]
-    return [(name, read_deploy_report(found[name]) if name in found else None) for name in names]
+    return [(name, read_deploy_report(found[name], mask_latency) if name in found else None) for name in names]
 
 
-def read_deploy_report(path: Path) -> dict[str, Any]:
-    """<target>.json with its <target>.latency.json beside it, as one dict (the stage prints both)."""
-    latency = path.with_suffix(".latency.json")
-    return {**json.loads(path.read_text()), **(json.loads(latency.read_text()) if latency.is_file() else {})}
+def read_deploy_report(path: Path, mask_latency: bool) -> dict[str, Any]:
+    """<target>.json with its <target>.latency.json beside it, as one dict (the stage prints both);
+    `mask_latency`: every millisecond figure NaN, which prints as `nan` (see `same_but_latency`)."""
+    latency_file = path.with_suffix(".latency.json")
+    latency = json.loads(latency_file.read_text()) if latency_file.is_file() else {}
+    if mask_latency:
+        latency = {key: masked(value) for key, value in latency.items()}
+    return {**json.loads(path.read_text()), **latency}
+
+
+def masked(value: Any) -> Any:
+    return {key: masked(item) for key, item in value.items()} if isinstance(value, dict) else math.nan
 
 
 def locked_size(root: Path, stage: str, out: str) -> int | None:
@@ -124,10 +133,10 @@ def eval_block(root: Path) -> str:
     )
 
 
-def deploy_block(root: Path) -> str:
+def deploy_block(root: Path, mask_latency: bool = False) -> str:
     """Each deployed model beside PyTorch, and the torch-free runtime beside mmdeploy (metrics/deploy/)."""
     rows = []
-    for name, report in deploy_reports(root):
+    for name, report in deploy_reports(root, mask_latency):
         if report is None:
             rows.append([f"`{name}`", f"not built yet: `dvc repro deploy@{name}`", *[""] * 7])
             continue
@@ -166,10 +175,10 @@ def deploy_block(root: Path) -> str:
     )
 
 
-def runtime_block(root: Path) -> str:
+def runtime_block(root: Path, mask_latency: bool = False) -> str:
     """The runtime against mmdeploy's backend model on the same file, box for box (metrics/deploy/)."""
     rows = []
-    for name, report in deploy_reports(root):
+    for name, report in deploy_reports(root, mask_latency):
         if report is None or "runtime_mAP" not in report:
             rows.append([f"`{name}`", "not built yet" if report is None else "not checked", *[""] * 5])
             continue
@@ -248,7 +257,7 @@ def export_block(root: Path) -> str:
     return table(["export", ""], rows) + "\n\n" + source_note("metrics/export.json")
 
 
-def demo_block(root: Path) -> str:
+def demo_block(root: Path, mask_latency: bool = False) -> str:
     """The stage lines `make demo` prints, with the committed metrics in them (formats of stages/*.py)."""
     from mmloop.deploy.gates import summary_lines  # the deploy stage's own wording
 
@@ -281,7 +290,7 @@ def demo_block(root: Path) -> str:
         f"mmloop export: wrote {paths['onnx']}/ ({export['nodes']} nodes, opset {export['opset']}); "
         f"TensorRT parser: {verdict}; report in {paths['export_report']}",
     ]
-    for name, report in deploy_reports(root):
+    for name, report in deploy_reports(root, mask_latency):
         if report is not None:
             lines += summary_lines(
                 name, report, Path(paths["deployed"]) / name, Path(paths["deploy_metrics"]) / f"{name}.json"
@@ -295,7 +304,7 @@ def demo_block(root: Path) -> str:
 
 
 #: Block name -> renderer. A block's text is the same in every file it appears in.
-BLOCKS: dict[str, Callable[[Path], str]] = {
+BLOCKS: dict[str, Callable[..., str]] = {
     "demo": demo_block,
     "eval": eval_block,
     "deploy": deploy_block,
@@ -303,6 +312,10 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "data": data_block,
     "export": export_block,
 }
+#: Blocks with latency figures, which differ from run to run: a block whose other figures are
+#: current is left as it is, so a fresh clone's `make demo` changes no doc (docs/reproducibility.md).
+LATENCY_BLOCKS = ("deploy", "runtime", "demo")
+NUMBER = r"[-+0-9.e]+"
 
 
 # ---------------------------------------------------------------- rewriting the files
@@ -322,11 +335,22 @@ def rewrite(text: str, root: Path, rendered: dict[str, str], where: str) -> tupl
             raise DocsError(f"{where}: unknown block <!-- metrics:{name} -->; use one of {', '.join(BLOCKS)}")
         if name not in rendered:
             rendered[name] = BLOCKS[name](root).rstrip("\n") + "\n"
-        if match["body"] != rendered[name]:
+        body = match["body"]
+        if body != rendered[name] and not same_but_latency(body, root, name):
             stale.append(name)
-        return match["open"] + rendered[name] + match["close"]
+            body = rendered[name]
+        return match["open"] + body + match["close"]
 
     return BLOCK.sub(refill, text), stale
+
+
+def same_but_latency(body: str, root: Path, name: str) -> bool:
+    """Whether `body` is the block as rendered now, but for its latency figures."""
+    if name not in LATENCY_BLOCKS:
+        return False
+    template = re.escape(BLOCKS[name](root, mask_latency=True).rstrip("\n") + "\n")
+    pattern = re.sub(r"(?<![A-Za-z])nan(?![A-Za-z])", lambda _: NUMBER, template)
+    return re.fullmatch(pattern, body) is not None
 
 
 def run(root: Path, check: bool) -> list[str]:

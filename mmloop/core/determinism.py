@@ -7,7 +7,8 @@ Each of these changed the trained `models/model.pth` of the reduced sample on on
 - ATen's kernel level (`ATEN_CPU_CAPABILITY`): `default` against `avx2`.
 - oneDNN's instruction set (`ONEDNN_MAX_CPU_ISA`), which runs the convolutions: AVX-512 against AVX2.
 - MKL's code path (`MKL_CBWR`, conditional numerical reproducibility), which runs the matmuls.
-- The intra-op thread count: reductions are split into one partial sum per thread.
+- The intra-op thread count: reductions are split into one partial sum per thread. numba's too,
+  and its OpenMP layer resets OpenMP's count to the host's cores when it first runs a parallel loop.
 
 numpy >= 1.22 dispatches float64 sin/cos/exp to AVX-512 (SVML) code whose last bits differ from its
 AVX2 code, so numpy is capped the same way (`NPY_DISABLE_CPU_FEATURES`). Everything is pinned at
@@ -57,6 +58,11 @@ def host_environment(threads: int) -> dict[str, str]:
         "NPY_DISABLE_CPU_FEATURES": " ".join(NUMPY_ABOVE_AVX2),
         "OMP_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads),
+        # numba (mmdet3d's KITTI metric) splits its parallel loops per thread too, and its OpenMP
+        # layer sets OpenMP's thread count to its own, one per core: on a 1-core host torch then
+        # trained on 1 thread after the first validation. Its own pool leaves OpenMP alone.
+        "NUMBA_NUM_THREADS": str(threads),
+        "NUMBA_THREADING_LAYER": "workqueue",
         # cuBLAS's deterministic mode needs a fixed workspace (PyTorch's reproducibility notes).
         "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
     }

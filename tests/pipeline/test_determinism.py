@@ -63,7 +63,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     generate_dataset(workdir / "kitti", frames=FRAMES, seed=SEED)
     write_params(workdir, workdir / "kitti")
     (workdir / "configs").symlink_to(REPO / "configs")
-    edit_params(workdir, load_from=None, epochs=EPOCHS, val_interval=EPOCHS)
+    # Validation after each epoch, training after it: numba's first parallel loop (in the metric)
+    # once changed torch's thread count for the epochs that followed.
+    edit_params(workdir, load_from=None, epochs=EPOCHS, val_interval=1)
     prepare = subprocess.run(
         [sys.executable, "-m", "stages.prepare"], cwd=workdir, env=stage_env({}), capture_output=True, text=True
     )

@@ -256,8 +256,9 @@ def test_exp_show_has_the_deploy_columns(clone: Path) -> None:
 
 def test_tensorrt_target_on_a_cpu_host_fails_alone_and_loses_nothing(clone: Path) -> None:
     """`dvc exp run -S 'deploy.targets=[onnxruntime-fp32,tensorrt-fp16]'` here: only the TensorRT stage
-    fails, with its one-line message; what was built stays built. (DVC takes the folder of the
-    dropped int8 target out of the workspace; the cache keeps it, and `dvc checkout` brings it back.)"""
+    fails, with its one-line message; what was built stays built. (DVC takes the dropped int8
+    target's outputs out of the workspace: its folder, which the cache keeps and `dvc checkout`
+    brings back, and its metrics files where git has them as they are, which `git checkout` does.)"""
     before = tree_md5(clone / PATHS.deployed)
     lock_before = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]
     try:
@@ -277,6 +278,10 @@ def test_tensorrt_target_on_a_cpu_host_fails_alone_and_loses_nothing(clone: Path
         assert yaml.safe_load((clone / "dvc.lock").read_text())["stages"] == lock_before
     finally:
         sh(["git", "checkout", "params.yaml"], clone)
+    deleted = sh(["git", "ls-files", "--deleted"], clone).split()
+    assert set(deleted) <= {str(PATHS.deploy_report("onnxruntime-int8")), str(PATHS.latency_report("onnxruntime-int8"))}
+    if deleted:
+        sh(["git", "checkout", "--", *deleted], clone)
     sh([*DVC, "checkout"], clone)
     assert tree_md5(clone / PATHS.deployed) == before
     assert "Data and pipelines are up to date." in sh([*DVC, "status"], clone)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -81,7 +82,34 @@ def test_environment_pins_every_library_at_one_level() -> None:
     env = host_environment(4)
     assert env["ATEN_CPU_CAPABILITY"] == "avx2" and env["ONEDNN_MAX_CPU_ISA"] == env["MKL_CBWR"] == "AVX2"
     assert "AVX512F" in env["NPY_DISABLE_CPU_FEATURES"].split()
-    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "4"
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == env["NUMBA_NUM_THREADS"] == "4"
+
+
+def test_numba_leaves_torch_threads_alone_on_a_one_core_host() -> None:
+    """numba's OpenMP layer set OpenMP's thread count to the host's cores (here: taskset to one)
+    on its first parallel loop, and torch's with it, mid-training (after the first validation)."""
+    if not shutil.which("taskset") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs taskset and two cores to play a one-core host")
+    code = PROBE.replace(
+        "print(json.dumps({",
+        "import numba\n"
+        "@numba.njit(parallel=True)\n"
+        "def total(x):\n"
+        "    s = 0.0\n"
+        "    for i in numba.prange(x.shape[0]):\n"
+        "        s += x[i]\n"
+        "    return s\n"
+        "total(numpy.ones(1000))\n"
+        "print(json.dumps({",
+    )
+    result = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, "-c", code, json.dumps({"deterministic": True, "threads": 2})],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=True,
+    )
+    assert json.loads(result.stdout.splitlines()[-1])["threads"] == 2
 
 
 def test_missing_isa_flags(tmp_path: Path) -> None:

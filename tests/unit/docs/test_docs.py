@@ -7,6 +7,7 @@ rewrite fails here; and every relative link resolves (file, and heading when it 
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -99,6 +100,29 @@ def test_a_metrics_change_makes_its_blocks_stale(tmp_path: Path) -> None:
     assert "docs/training.md: block <!-- metrics:eval --> is stale" in result.stderr
     assert write_docs("--root", str(tmp_path)).returncode == 0
     assert write_docs("--check", "--root", str(tmp_path)).returncode == 0
+
+
+def test_a_latency_change_alone_leaves_the_docs_as_they_are(tmp_path: Path) -> None:
+    """Latency differs from run to run: a fresh clone's `make demo` on another machine must not
+    rewrite the docs for it (docs/reproducibility.md). Any other figure still makes them stale."""
+    for name in (*SOURCES, "docs", "README.md", "runtime"):
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copyfile)(source, tmp_path / name)
+    docs = {path: path.read_text() for path in [tmp_path / "README.md", *(tmp_path / "docs").glob("*.md")]}
+    for latency_file in (tmp_path / "metrics" / "deploy").glob("*.latency.json"):
+        latency = json.loads(latency_file.read_text())
+        latency["latency_ms"] = latency["latency_ms"] * 3 + 0.123
+        latency["runtime_latency_ms"] = {step: ms + 1.5 for step, ms in latency["runtime_latency_ms"].items()}
+        latency_file.write_text(json.dumps(latency))
+
+    assert write_docs("--check", "--root", str(tmp_path)).returncode == 0
+    assert write_docs("--root", str(tmp_path)).returncode == 0
+    assert {path: path.read_text() for path in docs} == docs
+
+    report_file = tmp_path / "metrics" / "deploy" / "onnxruntime-fp32.json"
+    report_file.write_text(report_file.read_text().replace('"mAP": ', '"mAP": 1'))
+    result = write_docs("--check", "--root", str(tmp_path))
+    assert result.returncode == 1 and "README.md: block <!-- metrics:deploy --> is stale" in result.stderr
 
 
 @pytest.mark.parametrize("doc", linked_docs(), ids=lambda path: str(path.relative_to(REPO)))
