@@ -16,25 +16,39 @@ from mmloop.core.determinism import cpu_threads, host_environment, missing_isa_f
 from mmloop.core.stage import StageError
 from tests.helpers import REPO
 
-#: A process that pins like a stage does, then reports what torch and numpy run with.
+#: A process that pins like a stage does, runs `{before}`, then reports what torch and numpy run with.
 PROBE = """
 import json, sys
 from mmloop.core.determinism import pin_host
 note = pin_host(json.loads(sys.argv[1]))
 import numpy, torch
 from numpy.core._multiarray_umath import __cpu_features__
-print(json.dumps({
+torch.get_num_threads()  # torch starts its threads, as training does before any validation
+{before}
+print(json.dumps({{
     "note": note,
     "capability": torch.backends.cpu.get_cpu_capability(),
     "threads": torch.get_num_threads(),
     "numpy_avx512f": __cpu_features__["AVX512F"],
-}))
+}}))
+"""
+#: numba's first parallel loop, as mmdet3d's KITTI metric runs one at the first validation.
+NUMBA_LOOP = """
+import numba
+@numba.njit(parallel=True)
+def total(x):
+    s = 0.0
+    for i in numba.prange(x.shape[0]):
+        s += x[i]
+    return s
+total(numpy.ones(1000))
 """
 
 
-def probe(train: dict, env: dict[str, str] | None = None) -> dict:
+def probe(train: dict, env: dict[str, str] | None = None, cpus: str | None = None, before: str = "") -> dict:
+    command = [sys.executable, "-W", "error::RuntimeWarning", "-c", PROBE.format(before=before), json.dumps(train)]
     result = subprocess.run(
-        [sys.executable, "-W", "error::RuntimeWarning", "-c", PROBE, json.dumps(train)],
+        ["taskset", "-c", cpus, *command] if cpus else command,
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
@@ -90,26 +104,7 @@ def test_numba_leaves_torch_threads_alone_on_a_one_core_host() -> None:
     on its first parallel loop, and torch's with it, mid-training (after the first validation)."""
     if not shutil.which("taskset") or len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs taskset and two cores to play a one-core host")
-    code = PROBE.replace(
-        "print(json.dumps({",
-        "import numba\n"
-        "@numba.njit(parallel=True)\n"
-        "def total(x):\n"
-        "    s = 0.0\n"
-        "    for i in numba.prange(x.shape[0]):\n"
-        "        s += x[i]\n"
-        "    return s\n"
-        "total(numpy.ones(1000))\n"
-        "print(json.dumps({",
-    )
-    result = subprocess.run(
-        ["taskset", "-c", "0", sys.executable, "-c", code, json.dumps({"deterministic": True, "threads": 2})],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        check=True,
-    )
-    assert json.loads(result.stdout.splitlines()[-1])["threads"] == 2
+    assert probe({"deterministic": True, "threads": 2}, cpus="0", before=NUMBA_LOOP)["threads"] == 2
 
 
 def test_missing_isa_flags(tmp_path: Path) -> None:
