@@ -1,5 +1,6 @@
 """Helpers the test modules share (not fixtures; those are in conftest.py): the repo root, tree
-hashes, params for a scratch working dir, running one stage, and scratch copies of the repo."""
+hashes, params for a scratch working dir (written, edited), running one stage, and scratch copies
+of the repo."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -39,11 +41,27 @@ def write_params(workdir: Path, root: Path, splits: tuple[str, ...] = ("train", 
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def run_stage(name: str, workdir: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """`python -m stages.<name>` in `workdir`, as dvc would run it (with this repo importable)."""
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+def set_params(workdir: Path, **changes: Any) -> None:
+    """Edit `workdir`'s params.yaml: `train__epochs=2` sets train.epochs."""
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        params[section][key] = value
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def run_stage(
+    name: str,
+    workdir: Path,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
+    prefix: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess[str]:
+    """`python -m stages.<name>` in `workdir`, as dvc would run it (with this repo importable), in
+    `env` (default: this process's) and behind `prefix` (e.g. `taskset -c 0`)."""
+    env = dict(os.environ if env is None else env, PYTHONPATH=str(REPO))
     return subprocess.run(
-        [sys.executable, "-m", f"stages.{name}"],
+        [*prefix, sys.executable, "-m", f"stages.{name}"],
         cwd=workdir,
         env=env,
         capture_output=True,

@@ -12,16 +12,13 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import yaml
 
 from mmloop.core.paths import load_paths
-from tests.helpers import REPO, write_params
+from tests.helpers import REPO, run_stage, set_params, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -65,35 +62,21 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (workdir / "configs").symlink_to(REPO / "configs")
     # Validation after each epoch, training after it: numba's first parallel loop (in the metric)
     # once changed torch's thread count for the epochs that followed.
-    edit_params(workdir, load_from=None, epochs=EPOCHS, val_interval=1)
-    prepare = subprocess.run(
-        [sys.executable, "-m", "stages.prepare"], cwd=workdir, env=stage_env({}), capture_output=True, text=True
-    )
+    set_params(workdir, model__load_from=None, train__epochs=EPOCHS, train__val_interval=1)
+    prepare = run_stage("prepare", workdir)
     assert prepare.returncode == 0, prepare.stderr[-3000:]
     return workdir
 
 
-def edit_params(workdir: Path, **train: object) -> None:
-    params = yaml.safe_load((workdir / "params.yaml").read_text())
-    params["model"]["load_from"] = train.pop("load_from", params["model"]["load_from"])
-    params["train"].update(train)
-    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def stage_env(settings: dict[str, str]) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    return {**env, "PYTHONPATH": str(REPO), **settings}
-
-
 def train_md5(workdir: Path, host: Host, deterministic: bool) -> str:
-    """md5 of the model `python -m stages.train` writes under `host`'s settings."""
-    edit_params(workdir, deterministic=deterministic)
+    """md5 of the model `python -m stages.train` writes under `host`'s settings (the runner's own
+    thread counts left out: each host says its own)."""
+    set_params(workdir, train__deterministic=deterministic)
     shutil.rmtree(workdir / PATHS.train_work, ignore_errors=True)
     (workdir / PATHS.model).unlink(missing_ok=True)
-    command = [sys.executable, "-m", "stages.train"]
-    if host.cpus is not None:
-        command = ["taskset", "-c", host.cpus, *command]
-    result = subprocess.run(command, cwd=workdir, env=stage_env(host.env), capture_output=True, text=True, timeout=900)
+    env = {key: value for key, value in os.environ.items() if key not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    prefix = ("taskset", "-c", host.cpus) if host.cpus is not None else ()
+    result = run_stage("train", workdir, timeout=900, env={**env, **host.env}, prefix=prefix)
     assert result.returncode == 0, f"{host}:\n{result.stderr[-3000:]}"
     pinned = "mmloop train: deterministic: AVX2 kernels, 2 threads" in result.stdout
     assert pinned == deterministic, result.stdout[:2000]

@@ -16,13 +16,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from mmloop.core.paths import load_paths
-from tests.helpers import GIT_IDENTITY, REPO, copy_repo, pull_artifacts, sh
+from tests.helpers import GIT_IDENTITY, REPO, copy_repo, pull_artifacts, set_params, sh
 
 pytestmark = pytest.mark.slow
 
@@ -32,14 +30,6 @@ FRAMES, SEED = 24, 3
 EPOCHS = 6
 PRETRAINED = "checkpoints/pointpillars_small-sample.pth"
 PATHS = load_paths(REPO / "params.yaml")  # the clone's params.yaml is the same file
-
-
-def set_params(clone: Path, **changes: Any) -> None:
-    params = yaml.safe_load((clone / "params.yaml").read_text())
-    for dotted, value in changes.items():
-        section, key = dotted.split("__")
-        params[section][key] = value
-    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def car_ap(clone: Path) -> dict[str, float]:
