@@ -1,4 +1,5 @@
-"""Shared fixtures: small generated datasets and the real KITTI frames in ../shared.
+"""Shared fixtures: small generated datasets, the real KITTI frames in ../shared, and a local
+one-node Slurm cluster (tests/slurm.py).
 
 Helpers that are not fixtures live in tests/helpers.py (REPO, tree_md5 are re-exported here for
 modules that import them from tests.conftest)."""
@@ -7,11 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import KITTI_REAL, REPO, tree_md5
+from tests.slurm import LocalSlurm, skip_unless_available
 
 __all__ = ["KITTI_REAL", "REPO", "tree_md5"]
 
@@ -43,3 +46,20 @@ def sample_copy(small_sample: Path, tmp_path: Path) -> Path:
     root = tmp_path / "kitti-small"
     shutil.copytree(small_sample, root)
     return root
+
+
+@pytest.fixture(scope="session")
+def slurm() -> Iterator[LocalSlurm]:
+    """A started one-node Slurm cluster (munged, slurmctld, slurmd) in a fresh /tmp folder.
+
+    Skipped without the slurm-wlm/munge binaries; CI (MMLOOP_REQUIRE_SLURM=1) fails instead. Client
+    commands go through `slurm.run([...])` or take `env=slurm.env` (it sets SLURM_CONF).
+    """
+    skip_unless_available()
+    cluster = LocalSlurm()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(cluster.root, ignore_errors=True)

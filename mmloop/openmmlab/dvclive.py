@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mmengine.dist import is_main_process
 from mmengine.registry import VISBACKENDS
 from mmengine.visualization import DVCLiveVisBackend
 
@@ -45,6 +46,10 @@ class MmloopDVCLiveVisBackend(DVCLiveVisBackend):
                 self.add_scalar(name, value, step)
 
     def close(self) -> None:
+        # mmengine's Visualizer logs on rank 0 only but closes every rank's backends: the other
+        # ranks must not start a Live, which would rewrite rank 0's files in the same folder.
+        if not is_main_process():
+            return
         # dvclive starts lazily, on the first metric; a run with nothing to log (epochs=0) still
         # leaves its (empty) summary, which the stage declares as an output.
         if not hasattr(self, "_dvclive"):

