@@ -46,11 +46,10 @@ pull: setup
 demo: pull
 	@echo "mmloop demo: dvc repro"
 	dvc repro
-	@# The evaluation summary only: all metrics side by side (data reports, training curves) are too wide.
-	dvc metrics show metrics/eval.json --precision 1
-	@# Each deployed model beside PyTorch (mAP, mAP delta, latency ratio), and the torch-free
-	@# runtime beside mmdeploy's backend model on the same file (mAP delta, latency ratio).
-	dvc exp show --md --drop '^(?!Experiment$$|.*deploy/.*:((runtime_)?mAP_delta|mAP|(runtime_)?latency_ratio)$$)'
+	@# The plots page (training curves, AP bars, BEV pictures), then the figures a person reads after
+	@# a run in a terminal's width (every metric: dvc metrics show, dvc exp show).
+	dvc plots show --out dvc_plots
+	python scripts/summary.py
 	@# The figures in README.md and docs/ follow the metrics this run wrote (commit them together).
 	python scripts/write_docs.py
 

@@ -286,7 +286,9 @@ def demo_block(root: Path, mask_latency: bool = False) -> str:
         f"curves in {paths['train_curves']}",
         f"mmloop evaluate: {paths['model']} on the '{metrics['split']}' split (cpu)",
         f"mmloop evaluate: 3D AP (R40, moderate): {moderate}; mAP {metrics['mAP_3d_moderate']:.1f}; "
-        f"wrote {paths['eval']} and {min(int(evaluate['bev_frames']), metrics['frames'])} BEV pictures in {paths['bev']}/",
+        f"wrote {paths['eval']}, PR curves in {paths['pr_plot']} and "
+        f"{min(int(evaluate['bev_frames']), metrics['frames'])} BEV pictures "
+        f"(score >= {float(evaluate['bev_score_thr']):g}) in {paths['bev']}/",
         f"mmloop export: wrote {paths['onnx']}/ ({export['nodes']} nodes, opset {export['opset']}); "
         f"TensorRT parser: {verdict}; report in {paths['export_report']}",
     ]

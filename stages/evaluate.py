@@ -1,10 +1,12 @@
 """Stage `evaluate`: the dataset's metric (KittiMetric for KITTI) on a prepared split, for the model `train` wrote.
 
 Writes `metrics/eval.json` (3D and BEV AP, R40, per class and difficulty, plus mAP),
-`metrics/plots/ap.json` (one bar per class and difficulty), both read by `dvc exp show` and
-`dvc plots show`, and `metrics/bev/<frame>.png`: bird's-eye views of the split's first
-`evaluate.bev_frames` frames (points, ground truth, predictions with scores), DVC image plots that
-`dvc plots diff` shows side by side for two experiments.
+`metrics/plots/ap.json` (one bar per class and difficulty) and `metrics/plots/pr.json` (3D
+precision-recall curves at moderate difficulty, one per class, from the same evaluation), read by
+`dvc exp show` and `dvc plots show`, and `metrics/bev/<n>.png`: bird's-eye views of the split's
+first `evaluate.bev_frames` frames (points, ground truth, the predictions scoring at least
+`evaluate.bev_score_thr`, with KITTI's true/false positives and misses marked and counted), DVC
+image plots that `dvc plots diff` shows side by side for two experiments.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import tempfile
 
 from mmloop.core.device import select_device
 from mmloop.core.paths import load_paths
-from mmloop.core.stage import StageError, built_whole, load_params, run_stage, write_json
+from mmloop.core.stage import built_whole, load_params, run_stage, write_json
 from mmloop.datasets import dataset_format
 from mmloop.openmmlab.config import require_trained_model
-from mmloop.openmmlab.evaluation import bev_pictures
+from mmloop.openmmlab.evaluation import bev_pictures, bev_settings
 
 
 def main() -> None:
@@ -24,12 +26,7 @@ def main() -> None:
     paths = load_paths()
     dataset = dataset_format(load_params("data"))
     split = params["split"]
-    frames_to_draw = params.get("bev_frames", 0)
-    if not isinstance(frames_to_draw, int) or isinstance(frames_to_draw, bool) or frames_to_draw < 0:
-        raise StageError(
-            f"params.yaml: evaluate.bev_frames is {frames_to_draw!r}; use a whole number >= 0 "
-            f"(frames drawn as BEV pictures)"
-        )
+    bev = bev_settings(params)
     info_file = dataset.info_file(paths.prepared, split)
     require_trained_model(paths, info_file, split)
     device = select_device(params["device"])
@@ -40,6 +37,7 @@ def main() -> None:
     cfg = Config.fromfile(str(paths.model_config))
     classes = list(cfg.class_names) if "class_names" in cfg else []
     cfg.test_dataloader.dataset.ann_file = info_file.name
+    cfg.test_evaluator = dataset.pr_evaluator(cfg.test_evaluator)
     cfg.test_evaluator.ann_file = str(info_file)
     cfg.load_from = str(paths.model)
     print(f"mmloop evaluate: {paths.model} on the '{split}' split ({device})")
@@ -49,15 +47,18 @@ def main() -> None:
         runner = Runner.from_cfg(cfg)
         frames = len(runner.test_dataloader.dataset)
         metrics = runner.test()
+        curves = dataset.pr_curves(runner.test_evaluator, classes)
         with built_whole(paths.bev) as building:
-            drawn = bev_pictures(runner, cfg, classes, frames_to_draw, building, str(paths.model))
+            drawn = bev_pictures(runner, cfg, classes, bev, dataset, building, str(paths.model))
     summary = dataset.metric_summary(metrics, classes)
     write_json(paths.eval, {"split": split, "frames": frames, **summary})
     write_json(paths.ap_plot, {"ap": dataset.metric_bars(summary, classes)})
+    write_json(paths.pr_plot, {"pr": curves})
     moderate = ", ".join(f"{name} {summary[name]['3d']['moderate']:.1f}" for name in classes)
     print(
         f"mmloop evaluate: 3D AP (R40, moderate): {moderate}; mAP {summary['mAP_3d_moderate']:.1f}; "
-        f"wrote {paths.eval} and {drawn} BEV pictures in {paths.bev}/"
+        f"wrote {paths.eval}, PR curves in {paths.pr_plot} and {drawn} BEV pictures "
+        f"(score >= {bev.score_thr:g}) in {paths.bev}/"
     )
 
 

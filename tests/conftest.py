@@ -1,5 +1,5 @@
-"""Shared fixtures: small generated datasets, the real KITTI frames in ../shared, and a local
-one-node Slurm cluster (tests/slurm.py).
+"""Shared fixtures: small generated datasets, the real KITTI frames in ../shared, a local one-node
+Slurm cluster (tests/slurm.py) and Debian's chromium for the plots page.
 
 Helpers that are not fixtures live in tests/helpers.py (REPO, tree_md5 are re-exported here for
 modules that import them from tests.conftest)."""
@@ -63,3 +63,29 @@ def slurm() -> Iterator[LocalSlurm]:
     finally:
         cluster.stop()
         shutil.rmtree(cluster.root, ignore_errors=True)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def chromium_unavailable_reason() -> str | None:
+    """Why the browser tests cannot run here (no Debian chromium, or no Playwright), or None."""
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"{CHROMIUM} not found (install Debian's browser: apt-get install -y chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -r requirements.txt)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's Chromium, driven through Playwright; CI (MMLOOP_REQUIRE_BROWSER=1) fails instead of
+    skipping without it. Playwright never downloads a browser here: tests pass this executable."""
+    reason = chromium_unavailable_reason()
+    if reason is not None:
+        if os.environ.get("MMLOOP_REQUIRE_BROWSER") == "1":
+            pytest.fail(reason + "; MMLOOP_REQUIRE_BROWSER=1 makes the browser tests mandatory")
+        pytest.skip(reason)
+    return CHROMIUM

@@ -48,6 +48,15 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def assert_steps_once(curves: Path) -> None:
+    """Each step once, in order, in every dvclive curve under `curves` (a resumed run's too)."""
+    tsvs = sorted(curves.rglob("*.tsv"))
+    assert tsvs, f"no curves under {curves}"
+    for tsv in tsvs:
+        steps = [int(line.split("\t", 1)[0]) for line in tsv.read_text().splitlines()[1:]]
+        assert steps == sorted(set(steps)), f"{tsv.name}: a step logged twice, or out of order: {steps}"
+
+
 def write_params(workdir: Path, root: Path, splits: tuple[str, ...] = ("train", "val")) -> None:
     """A params.yaml in `workdir` (stages read it from the current directory) pointing at `root`."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())

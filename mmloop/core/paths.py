@@ -19,6 +19,7 @@ class Paths:
     train_curves: Path
     eval: Path
     ap_plot: Path
+    pr_plot: Path
     bev: Path
     onnx: Path
     export_report: Path

@@ -7,7 +7,13 @@ A format module exposes:
 - `info_file(prepared, split)`: the mmdet3d info file of a prepared split;
 - `first_cloud(prepared, split)`: the prepared cloud of a split's first frame (export traces on it);
 - `metric_summary(metrics, classes)` and `metric_bars(summary, classes)`: the evaluator's flat
-  results as the summary every evaluating stage reports, and as plot rows.
+  results as the summary every evaluating stage reports, and as plot rows;
+- `pr_evaluator(evaluator_cfg)` and `pr_curves(evaluator, classes)`: the model config's test
+  evaluator swapped for one that also keeps the precision-recall curves it computes anyway, and
+  after `Runner.test()` those curves as plot rows (one per recall point, a precision per class);
+- `bev_truth(info, categories, classes, boxes, evaluator_cfg) -> (truth, pred_ignored)`: an info
+  file frame's ground truth (`mmloop_runtime.matching.Truth`) and which predicted boxes the metric
+  would not score, so the BEV pictures count true and false positives and misses as it does.
 A new format is a new package listed in FORMATS; `data.format` in params.yaml picks one.
 """
 

@@ -8,6 +8,7 @@ tells dvclive to leave dvc.yaml and experiments to DVC (the stage declares its f
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from mmengine.dist import is_main_process
@@ -26,6 +27,7 @@ class MmloopDVCLiveVisBackend(DVCLiveVisBackend):
     def __init__(self, save_dir: str, resume: bool = False) -> None:
         super().__init__(save_dir)
         self._resume = resume
+        self._trimmed = not resume
 
     def _init_env(self) -> None:
         from dvclive import Live
@@ -40,6 +42,10 @@ class MmloopDVCLiveVisBackend(DVCLiveVisBackend):
     def add_scalars(
         self, scalar_dict: dict[str, Any], step: int = 0, file_path: str | None = None, **kwargs: Any
     ) -> None:
+        if not self._trimmed:
+            # A killed run logged past its last checkpoint; the resumed run logs those steps again.
+            drop_steps_from(Path(self._save_dir) / "plots" / "metrics", step)
+            self._trimmed = True
         for key, value in scalar_dict.items():
             name = metric_name(key)
             if name:
@@ -55,6 +61,15 @@ class MmloopDVCLiveVisBackend(DVCLiveVisBackend):
         if not hasattr(self, "_dvclive"):
             self._init_env()
         self._dvclive.end()
+
+
+def drop_steps_from(plots: Path, first: int) -> None:
+    """Remove the rows of step `first` and later from dvclive's curves (tab-separated, step first)."""
+    for curve in plots.rglob("*.tsv"):
+        header, *rows = curve.read_text().splitlines(keepends=True)
+        kept = [row for row in rows if int(row.split("\t", 1)[0]) < first]
+        if len(kept) < len(rows):
+            curve.write_text(header + "".join(kept))
 
 
 def metric_name(key: str) -> str | None:

@@ -56,9 +56,7 @@ def pushed(root: Path, remote: str, sha: str) -> None:
     try:
         git("fetch", "--quiet", remote, cwd=root)
     except CommandFailed as failed:
-        raise StageError(
-            f"git fetch {remote} failed ({failed.first_line}); check the remote's URL and access"
-        ) from None
+        raise StageError(f"git fetch {remote} failed ({failed.gist}); check the remote's URL and access") from None
     branches = git("branch", "--remotes", "--contains", sha, "--format=%(refname:short)", cwd=root).split()
     if not any(branch.startswith(f"{remote}/") for branch in branches):
         raise StageError(
@@ -116,7 +114,7 @@ def stage_targets(root: Path, targets: list[str]) -> None:
     try:
         names = set(dvc("stage", "list", "--name-only", cwd=root).split())
     except CommandFailed as failed:
-        raise StageError(f"dvc stage list failed ({failed.first_line}); fix dvc.yaml") from None
+        raise StageError(f"dvc stage list failed ({failed.gist}); fix dvc.yaml") from None
     groups = {name.split("@")[0] for name in names}  # deploy@<target>: `deploy` runs them all
     for target in targets:
         if target not in names and target not in groups and ":" not in target:

@@ -11,14 +11,14 @@ DVC = (sys.executable, "-m", "dvc")
 
 
 class CommandFailed(Exception):
-    """A command exited non-zero; `first_line` is the gist of what it printed."""
+    """A command exited non-zero; `gist` is its last line of output, where git and dvc say why."""
 
     def __init__(self, args: list[str], returncode: int, output: str) -> None:
         self.args_run, self.returncode = args, returncode
         lines = [line.strip() for line in output.splitlines() if line.strip()]
         # git and dvc put the cause in their last line ("fatal: ...", "ERROR: ...").
-        self.first_line = lines[-1] if lines else f"exit code {returncode}"
-        super().__init__(f"{' '.join(args)}: {self.first_line}")
+        self.gist = lines[-1] if lines else f"exit code {returncode}"
+        super().__init__(f"{' '.join(args)}: {self.gist}")
 
 
 def capture(args: list[str], cwd: Path | None = None) -> str:

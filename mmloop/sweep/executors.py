@@ -93,7 +93,7 @@ class SlurmExecutor(Executor):
         try:
             answer = capture(self.sbatch_command(folder))
         except CommandFailed as failed:
-            raise StageError(f"sbatch failed ({failed.first_line}); check the --sbatch-arg options") from None
+            raise StageError(f"sbatch failed ({failed.gist}); check the --sbatch-arg options") from None
         job = answer.strip().split(";")[0]  # --parsable: "<id>" or "<id>;<cluster>"
         write_json(folder.job_record, {"job": job, "points": indices})
         return job
@@ -105,7 +105,7 @@ class SlurmExecutor(Executor):
         try:
             states = job_states(record["job"])
         except CommandFailed as failed:
-            raise StageError(f"squeue failed ({failed.first_line}); check that Slurm answers (sinfo)") from None
+            raise StageError(f"squeue failed ({failed.gist}); check that Slurm answers (sinfo)") from None
         return (record["job"], record["points"]) if states else None
 
     def wait(self, job: str) -> None:
@@ -118,7 +118,7 @@ class SlurmExecutor(Executor):
                 failures += 1
                 if failures >= 3:
                     raise StageError(
-                        f"squeue failed three times ({failed.first_line}); job {job} may still run: "
+                        f"squeue failed three times ({failed.gist}); job {job} may still run: "
                         "run the same command again later to collect its results"
                     ) from None
                 states = ["UNKNOWN"]
@@ -137,7 +137,7 @@ def job_states(job: str) -> list[str]:
     try:
         listed = capture(["squeue", "--noheader", f"--jobs={job}", "--format=%T"])
     except CommandFailed as failed:
-        if "Invalid job id" in failed.first_line:
+        if "Invalid job id" in failed.gist:
             return []
         raise
     return [line.strip() for line in listed.splitlines() if line.strip()]

@@ -16,7 +16,7 @@ def on_remote(root: Path, remote: str, baseline: str) -> set[str]:
     try:
         listed = dvc("exp", "list", remote, "--rev", baseline, "--name-only", cwd=root)
     except CommandFailed as failed:
-        raise StageError(f"dvc exp list {remote} failed ({failed.first_line}); check the git remote") from None
+        raise StageError(f"dvc exp list {remote} failed ({failed.gist}); check the git remote") from None
     return {line.strip() for line in listed.splitlines() if line.strip()}
 
 
@@ -29,5 +29,5 @@ def pull(root: Path, remote: str, names: list[str]) -> None:
         dvc("exp", "pull", remote, *names, cwd=root)
     except CommandFailed as failed:
         raise StageError(
-            f"dvc exp pull {remote} failed ({failed.first_line}); run it again: dvc exp pull {remote} {' '.join(names)}"
+            f"dvc exp pull {remote} failed ({failed.gist}); run it again: dvc exp pull {remote} {' '.join(names)}"
         ) from None

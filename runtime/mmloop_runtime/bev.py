@@ -2,7 +2,15 @@
 
 Picture axes: LiDAR x (forward) points up, LiDAR y (left) points left, the ego car sits at the bottom
 centre when the range starts at x = 0. Pixel (row, col) of a LiDAR point (x, y) is
-``(floor((x_max - x) * ppm), floor((y_max - y) * ppm))`` with ppm = pixels_per_metre.
+``(floor((x_max - x) * ppm), floor((y_max - y) * ppm))`` with ppm = pixels_per_metre; a caption
+strip of ``CAPTION_HEIGHT`` pixels below the range holds the title, the counts and the legend, so
+no text covers the scene. Grid lines every ``GRID_METRES`` (labelled with x on the left) give the scale.
+
+Given the ground truth (``matching.Truth``), ``matching.match_frame`` decides what each box is
+(KITTI's rules, difficulty hard, BEV IoU): ground truth is a filled translucent underlay with a thick
+outline (red when missed, thin grey without fill when KITTI ignores it); predictions are thinner
+outlines on top (thinnest when KITTI ignores them), dashed with a red cross when false positives.
+Predictions under ``score_thr`` are neither drawn nor counted.
 
 Pillow is imported inside ``render_bev`` only, so the runtime itself runs without it.
 """
@@ -16,7 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .kitti import lidar_corners_bev
+from .kitti import _as_boxes, lidar_corners_bev
+from .matching import FrameMatch, Outcome, Truth, match_frame
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -34,9 +43,23 @@ CLASS_COLOURS: tuple[tuple[int, int, int], ...] = (
 )
 BACKGROUND = (18, 18, 24)
 GT_COLOUR = (235, 235, 235)
+#: Misses (their outline) and false positives (a cross on them): the two kinds of error.
+ERROR_COLOUR = (255, 40, 40)
+#: Ground truth KITTI ignores (too hard, or a Van for Car): neither found nor missed.
+IGNORED_COLOUR = (120, 120, 130)
 TEXT_COLOUR = (235, 235, 235)
+GRID_COLOUR = (44, 44, 58)
+GRID_TEXT_COLOUR = (120, 120, 140)
 #: Grey levels of the lowest and highest points of the range: higher points are brighter.
 POINT_GREY = (60, 200)
+GRID_METRES = 10.0
+#: Ground-truth outlines are thicker than predictions' (2 px), so they show round a prediction on top.
+GT_WIDTH = 4
+#: Opacity (0-255) of the ground-truth underlay: the points inside stay visible.
+GT_FILL_ALPHA = 80
+#: The strip under the range: three lines (title, counts, legend).
+CAPTION_HEIGHT = 60
+DEFAULT_PIXELS_PER_METRE = 20.0
 
 _PILLOW_MISSING = "BEV pictures need Pillow: pip install 'mmloop-runtime[render]'"
 
@@ -52,13 +75,23 @@ def _gt_colour(label: int | None) -> tuple[int, int, int]:
     return tuple(int(0.75 * g + 0.25 * c) for g, c in zip(GT_COLOUR, class_colour(label)))  # type: ignore[return-value]
 
 
-def picture_size(point_cloud_range: Sequence[float], pixels_per_metre: float = 8.0) -> tuple[int, int]:
-    """(width, height) in pixels of the picture for a range [x_min, y_min, z_min, x_max, y_max, z_max]."""
+def picture_size(
+    point_cloud_range: Sequence[float], pixels_per_metre: float = DEFAULT_PIXELS_PER_METRE
+) -> tuple[int, int]:
+    """(width, height) in pixels of the picture for a range [x_min, y_min, z_min, x_max, y_max, z_max],
+    caption strip included."""
+    width, height = _range_size(point_cloud_range, pixels_per_metre)
+    return width, height + CAPTION_HEIGHT
+
+
+def _range_size(point_cloud_range: Sequence[float], pixels_per_metre: float) -> tuple[int, int]:
     x_min, y_min, _, x_max, y_max, _ = point_cloud_range
     return int(round((y_max - y_min) * pixels_per_metre)), int(round((x_max - x_min) * pixels_per_metre))
 
 
-def lidar_to_pixel(xy: np.ndarray, point_cloud_range: Sequence[float], pixels_per_metre: float = 8.0) -> np.ndarray:
+def lidar_to_pixel(
+    xy: np.ndarray, point_cloud_range: Sequence[float], pixels_per_metre: float = DEFAULT_PIXELS_PER_METRE
+) -> np.ndarray:
     """LiDAR (..., 2) x/y to picture (..., 2) col/row as floats (col = across, row = down)."""
     x_max, y_max = point_cloud_range[3], point_cloud_range[4]
     col = (y_max - xy[..., 1]) * pixels_per_metre
@@ -66,17 +99,27 @@ def lidar_to_pixel(xy: np.ndarray, point_cloud_range: Sequence[float], pixels_pe
     return np.stack([col, row], axis=-1)
 
 
-def _raster_points(
+def grid_lines(low: float, high: float) -> list[float]:
+    """The multiples of GRID_METRES strictly inside (low, high)."""
+    first = math.floor(low / GRID_METRES) + 1
+    return [k * GRID_METRES for k in range(first, math.ceil(high / GRID_METRES)) if low < k * GRID_METRES < high]
+
+
+def _raster(
     points: np.ndarray, point_cloud_range: Sequence[float], pixels_per_metre: float, size: tuple[int, int]
 ) -> np.ndarray:
-    """(height, width, 3) uint8 picture of the cloud on the background; the highest point wins a pixel."""
+    """(height, width, 3) uint8 picture of the grid and the cloud; the highest point wins a pixel."""
     width, height = size
     canvas = np.empty((height, width, 3), dtype=np.uint8)
     canvas[:] = BACKGROUND
+    x_min, y_min, z_min, x_max, y_max, z_max = point_cloud_range
+    for x in grid_lines(x_min, x_max):
+        canvas[min(int((x_max - x) * pixels_per_metre), height - 1), :] = GRID_COLOUR
+    for y in grid_lines(y_min, y_max):
+        canvas[:, min(int((y_max - y) * pixels_per_metre), width - 1)] = GRID_COLOUR
     pixels = np.floor(lidar_to_pixel(points[:, :2], point_cloud_range, pixels_per_metre)).astype(np.int64)
     cols, rows = pixels[:, 0], pixels[:, 1]
     inside = (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
-    z_min, z_max = point_cloud_range[2], point_cloud_range[5]
     shade = np.clip((points[inside, 2] - z_min) / max(z_max - z_min, 1e-6), 0.0, 1.0)
     grey = (POINT_GREY[0] + shade * (POINT_GREY[1] - POINT_GREY[0])).astype(np.uint8)
     flat = rows[inside] * width + cols[inside]
@@ -97,18 +140,21 @@ def render_bev(
     boxes: np.ndarray | None = None,
     scores: np.ndarray | None = None,
     labels: np.ndarray | None = None,
-    gt_boxes: np.ndarray | None = None,
-    gt_labels: np.ndarray | None = None,
+    truth: Truth | None = None,
     title: str = "",
-    pixels_per_metre: float = 8.0,
+    pixels_per_metre: float = DEFAULT_PIXELS_PER_METRE,
+    score_thr: float = 0.0,
+    pred_ignored: np.ndarray | None = None,
 ) -> PILImage.Image:
-    """A bird's-eye picture of one frame, cropped to ``point_cloud_range``'s x/y.
+    """A bird's-eye picture of one frame, cropped to ``point_cloud_range``'s x/y, with a caption strip.
 
-    ``points`` (N, >=3) LiDAR x, y, z; ``boxes``/``gt_boxes`` (M, >=7) LiDAR boxes (x, y, z bottom
-    centre, dx, dy, dz, yaw) as mmdet3d's LiDARInstance3DBoxes; ``labels``/``gt_labels`` index
-    ``class_names``. Predictions are outlined in their class colour with a tick from the centre to the
-    front edge and the score beside them; ground truth in thin near-white outlines (tinted by class
-    when ``gt_labels`` is given). The title and legend sit over the far end of the range.
+    ``points`` (N, >=3) LiDAR x, y, z; ``boxes`` (M, >=7) LiDAR boxes (x, y, z bottom centre, dx, dy,
+    dz, yaw) as mmdet3d's LiDARInstance3DBoxes, ``labels`` indexing ``class_names``. Predictions
+    scoring at least ``score_thr`` are outlined in their class colour with a tick from the centre to
+    the front edge and the score beside them. With ``truth`` (``matching.Truth``: from
+    ``matching.kitti_truth`` for KITTI's ignored flags), each box is matched as KITTI would
+    (``matching.match_frame``, with ``pred_ignored`` from ``matching.kitti_ignored_predictions``) and
+    the caption counts true positives, false positives and misses.
     """
     try:
         from PIL import Image, ImageDraw, ImageFont
@@ -118,34 +164,98 @@ def render_bev(
     cloud = np.asarray(points, dtype=np.float32)
     if cloud.ndim != 2 or cloud.shape[1] < 3:
         raise ValueError(f"render_bev: points of shape {cloud.shape} are not (N, 3+); pass x, y, z per point")
-    size = picture_size(point_cloud_range, pixels_per_metre)
-    image = Image.fromarray(_raster_points(cloud, point_cloud_range, pixels_per_metre, size))
-    draw = ImageDraw.Draw(image)
-    font = _default_font(ImageFont)
+    width, height = _range_size(point_cloud_range, pixels_per_metre)
+    canvas = np.empty((height + CAPTION_HEIGHT, width, 3), dtype=np.uint8)
+    canvas[:] = BACKGROUND
+    canvas[:height] = _raster(cloud, point_cloud_range, pixels_per_metre, (width, height))
+    image = Image.fromarray(canvas)
 
     def to_pixels(xy: np.ndarray) -> list[tuple[float, float]]:
         return [tuple(p) for p in lidar_to_pixel(xy, point_cloud_range, pixels_per_metre)]
 
-    if gt_boxes is not None and len(gt_boxes):
-        for i, corners in enumerate(lidar_corners_bev(gt_boxes)):
-            label = None if gt_labels is None else int(gt_labels[i])
-            outline = to_pixels(corners)
-            draw.line(outline + outline[:1], fill=_gt_colour(label), width=1)
-
-    if boxes is not None and len(boxes):
-        boxes = np.asarray(boxes, dtype=np.float64)
-        labels_ = np.zeros(len(boxes), dtype=np.int64) if labels is None else np.asarray(labels).astype(np.int64)
-        for box, corners, label, score in zip(boxes, lidar_corners_bev(boxes), labels_, _scores(scores, len(boxes))):
-            colour = class_colour(label)
-            outline = to_pixels(corners)
-            draw.line(outline + outline[:1], fill=colour, width=2)
-            front = (corners[2] + corners[3]) / 2  # corners 2, 3 are the front edge
-            draw.line(to_pixels(np.stack([box[:2], front])), fill=colour, width=2)
-            if score is not None:
-                _label_box(draw, font, outline, f"{score:.2f}", colour)
-
-    _draw_header(draw, font, title, class_names, show_gt=gt_boxes is not None)
+    boxes_ = _as_boxes(np.zeros((0, 7)) if boxes is None else boxes)
+    labels_ = np.zeros(len(boxes_), np.int64) if labels is None else np.asarray(labels).astype(np.int64).reshape(-1)
+    scores_ = np.ones(len(boxes_)) if scores is None else np.asarray(scores, np.float64).reshape(-1)
+    match = None
+    if truth is not None:
+        match = match_frame(boxes_, scores_, labels_, truth, class_names, score_thr, pred_ignored)
+        image = _gt_underlay(image, truth, match, to_pixels)
+    draw = ImageDraw.Draw(image)
+    font = _default_font(ImageFont)
+    _grid_labels(draw, font, point_cloud_range, pixels_per_metre)
+    if truth is not None and match is not None:
+        _draw_truth(draw, truth, match, to_pixels)
+    keep = scores_ >= score_thr
+    outcomes = None if match is None else match.predictions[keep]
+    show_scores = scores is not None
+    _draw_predictions(draw, font, boxes_[keep], scores_[keep], labels_[keep], outcomes, show_scores, to_pixels)
+    if match is not None:
+        caption = match.caption(class_names)
+    else:
+        caption = f"score >= {score_thr:.2f}: {int(keep.sum())} predictions (no ground truth to match)"
+    _draw_caption(draw, font, height, [title, caption], class_names, show_gt=truth is not None)
     return image
+
+
+def _gt_underlay(image, truth: Truth, match: FrameMatch, to_pixels) -> PILImage.Image:
+    # Translucent fills under everything else, so predictions drawn on top never hide the ground truth.
+    from PIL import Image, ImageDraw
+
+    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    for corners, label, outcome in zip(lidar_corners_bev(truth.boxes), truth.labels, match.truth):
+        if outcome != Outcome.IGNORED:
+            draw.polygon(to_pixels(corners), fill=(*_gt_colour(int(label)), GT_FILL_ALPHA))
+    return Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB")
+
+
+def _draw_truth(draw, truth: Truth, match: FrameMatch, to_pixels) -> None:
+    for corners, label, outcome in zip(lidar_corners_bev(truth.boxes), truth.labels, match.truth):
+        outline = to_pixels(corners)
+        if outcome == Outcome.IGNORED:
+            draw.line(outline + outline[:1], fill=IGNORED_COLOUR, width=1)
+        else:
+            colour = ERROR_COLOUR if outcome == Outcome.MISS else _gt_colour(int(label))
+            draw.line(outline + outline[:1], fill=colour, width=GT_WIDTH, joint="curve")
+
+
+def _draw_predictions(draw, font, boxes, scores, labels, outcomes, show_scores: bool, to_pixels) -> None:
+    """Outlines and heading ticks, thin when KITTI ignores the box, dashed with a cross when a false positive."""
+    for i, (box, corners) in enumerate(zip(boxes, lidar_corners_bev(boxes))):
+        colour = class_colour(labels[i])
+        outcome = None if outcomes is None else outcomes[i]
+        outline = to_pixels(corners)
+        width = 1 if outcome == Outcome.IGNORED else 2
+        if outcome == Outcome.FP:
+            _dashed(draw, outline + outline[:1], colour, width)
+            _cross(draw, outline)
+        else:
+            draw.line(outline + outline[:1], fill=colour, width=width)
+        front = (corners[2] + corners[3]) / 2  # corners 2, 3 are the front edge
+        draw.line(to_pixels(np.stack([box[:2], front])), fill=colour, width=width)
+    # Scores after every outline, so a neighbouring box never covers one.
+    placed: list[tuple[float, float, float, float]] = []
+    for i, corners in enumerate(lidar_corners_bev(boxes) if show_scores else []):
+        _label_box(draw, font, to_pixels(corners), f"{scores[i]:.2f}", class_colour(labels[i]), placed)
+
+
+def _cross(draw, outline: list[tuple[float, float]]) -> None:
+    # At the centre, sized to the box's shorter side so it reads on a pedestrian and a car alike.
+    corners = np.asarray(outline)
+    col, row = corners.mean(axis=0)
+    shorter = min(np.hypot(*(corners[1] - corners[0])), np.hypot(*(corners[2] - corners[1])))
+    half = max(3.0, 0.35 * shorter)
+    for sign in (1, -1):
+        draw.line([(col - half, row - sign * half), (col + half, row + sign * half)], fill=ERROR_COLOUR, width=2)
+
+
+def _dashed(draw, polyline: list[tuple[float, float]], colour, width: int, dash: float = 5.0) -> None:
+    for (c0, r0), (c1, r1) in zip(polyline, polyline[1:]):
+        steps = max(1, int(math.hypot(c1 - c0, r1 - r0) // dash))
+        for k in range(0, steps, 2):
+            t0, t1 = k / steps, (k + 1) / steps
+            start, end = (c0 + (c1 - c0) * t0, r0 + (r1 - r0) * t0), (c0 + (c1 - c0) * t1, r0 + (r1 - r0) * t1)
+            draw.line([start, end], fill=colour, width=width)
 
 
 def _default_font(image_font):
@@ -156,41 +266,68 @@ def _default_font(image_font):
         return image_font.load_default()
 
 
-def _scores(scores: np.ndarray | None, count: int) -> list[float | None]:
-    if scores is None:
-        return [None] * count
-    return [float(s) for s in np.asarray(scores).reshape(-1)]
-
-
-def _label_box(draw, font, outline: list[tuple[float, float]], text: str, colour: tuple[int, int, int]) -> None:
-    # Just right of the box, level with its centre, so the text never sits on the outline.
+def _label_box(draw, font, outline: list[tuple[float, float]], text: str, colour, placed: list) -> None:
+    """Just right of the box, level with its centre, on a dark patch; moved down past the labels
+    ``placed`` before it (boxes on one object would stack their scores unreadably)."""
     right = max(col for col, _ in outline)
     middle = sum(row for _, row in outline) / len(outline)
     _, top, _, bottom = draw.textbbox((0, 0), text, font=font)
-    draw.text((right + 3, middle - (bottom + top) / 2), text, fill=colour, font=font)
+    origin = (right + 3, middle - (bottom + top) / 2)
+    patch = _padded(draw.textbbox(origin, text, font=font))
+    while any(_overlap(patch, other) for other in placed):
+        origin = (origin[0], origin[1] + patch[3] - patch[1])
+        patch = _padded(draw.textbbox(origin, text, font=font))
+    placed.append(patch)
+    draw.rectangle(patch, fill=BACKGROUND)
+    draw.text(origin, text, fill=colour, font=font)
 
 
-def _draw_header(draw, font, title: str, class_names: Sequence[str], show_gt: bool) -> None:
-    """Title top-left, legend under it: a swatch and name per class, then GT when ground truth is drawn."""
-    line_height = _text_height(draw, font) + 4
-    swatch = line_height - 6
-    entries = [(name, class_colour(i)) for i, name in enumerate(class_names)]
+def _padded(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    return box[0] - 1, box[1] - 1, box[2] + 1, box[3] + 1
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _grid_labels(draw, font, point_cloud_range: Sequence[float], pixels_per_metre: float) -> None:
+    # Forward distance beside each grid line, at the left edge where the range is usually empty.
+    for x in grid_lines(point_cloud_range[0], point_cloud_range[3]):
+        row = (point_cloud_range[3] - x) * pixels_per_metre
+        draw.text((3, row - _text_height(draw, font) - 3), f"{x:g} m", fill=GRID_TEXT_COLOUR, font=font)
+
+
+def _draw_caption(draw, font, top: int, lines: list[str], class_names: Sequence[str], show_gt: bool) -> None:
+    """The strip under the range: title, counts, then a legend of swatches."""
+    pitch = (CAPTION_HEIGHT - 6) // 3
+    row = top + 3
+    for text in lines:
+        if text:
+            draw.text((6, row), text, fill=TEXT_COLOUR, font=font)
+        row += pitch
+    entries: list[tuple[str, str, tuple[int, int, int]]] = [
+        ("fill", n, class_colour(i)) for i, n in enumerate(class_names)
+    ]
     if show_gt:
-        entries.append(("GT", GT_COLOUR))
-    widths = [swatch + 5 + int(math.ceil(draw.textlength(name, font=font))) + 12 for name, _ in entries]
-    title_width = int(math.ceil(draw.textlength(title, font=font))) if title else 0
-    # A backing panel keeps the text readable over far-range points.
-    panel_width = max(title_width, sum(widths) - 12) + 8
-    panel_height = line_height * (2 if title else 1) + 4
-    draw.rectangle((2, 2, 2 + panel_width, 2 + panel_height), fill=BACKGROUND)
-    col, row = 6, 4
-    if title:
-        draw.text((col, row), title, fill=TEXT_COLOUR, font=font)
-        row += line_height
-    for (name, colour), width in zip(entries, widths):
-        draw.rectangle((col, row + 2, col + swatch, row + 2 + swatch), fill=colour)
-        draw.text((col + swatch + 5, row), name, fill=TEXT_COLOUR, font=font)
-        col += width
+        entries += [("gt", "GT", GT_COLOUR), ("outline", "missed", ERROR_COLOUR), ("cross", "FP", ERROR_COLOUR)]
+        entries += [("outline", "ignored (KITTI hard)", IGNORED_COLOUR)]
+    entries.append(("none", f"grid {GRID_METRES:g} m", GRID_TEXT_COLOUR))
+    swatch = pitch - 6
+    col = 6
+    for kind, name, colour in entries:
+        box = (col, row + 2, col + swatch, row + 2 + swatch)
+        if kind == "fill":
+            draw.rectangle(box, fill=colour)
+        elif kind == "gt":
+            draw.rectangle(box, fill=_gt_colour(None), outline=colour, width=2)
+        elif kind == "outline":
+            draw.rectangle(box, outline=colour, width=2)
+        elif kind == "cross":
+            draw.line([box[:2], box[2:]], fill=colour, width=2)
+            draw.line([(box[0], box[3]), (box[2], box[1])], fill=colour, width=2)
+        text_col = col if kind == "none" else col + swatch + 5
+        draw.text((text_col, row), name, fill=TEXT_COLOUR if kind != "none" else colour, font=font)
+        col = text_col + int(math.ceil(draw.textlength(name, font=font))) + 14
 
 
 def _text_height(draw, font) -> int:

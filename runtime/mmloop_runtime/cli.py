@@ -4,7 +4,7 @@
 
 Per frame it writes `<frame>.json` (boxes in the LiDAR frame) and, with a calibration, `<frame>.txt`
 in KITTI's label_2 result format (camera frame); `--render` adds a bird's-eye view `<frame>.png`
-(with the ground truth too, when a KITTI label_2/ folder sits beside the clouds).
+(with the ground truth matched as KITTI would, when label_2 files and a calibration are there).
 Every cloud is checked before the first one is run, so a bad file fails at once.
 """
 
@@ -16,9 +16,12 @@ import struct
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mmloop_runtime.matching import Truth
 
 FORMATS = ("json", "kitti")
 
@@ -77,16 +80,15 @@ def png_size(path: Path) -> tuple[int, int]:
     return height, width
 
 
-def ground_truth(
-    label_file: Path | None, calib_file: Path | None, class_names: tuple[str, ...]
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """A frame's label_2 boxes in the LiDAR frame (with its calibration), to draw under the predictions."""
-    from mmloop_runtime.kitti import camera_to_lidar, read_calib, read_label_boxes
+def ground_truth(label_file: Path | None, calib_file: Path | None, class_names: tuple[str, ...]) -> Truth | None:
+    """A frame's label_2 objects in the LiDAR frame with KITTI's ignored flags (``matching.Truth``),
+    to match the predictions against; None without a label file or a calibration."""
+    from mmloop_runtime.kitti import read_calib
+    from mmloop_runtime.matching import read_label_truth
 
     if label_file is None or calib_file is None:
         return None
-    boxes, labels = read_label_boxes(label_file, class_names)
-    return camera_to_lidar(boxes, read_calib(calib_file)), labels
+    return read_label_truth(label_file, read_calib(calib_file), class_names)
 
 
 def detections_json(
@@ -143,6 +145,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "default: both with a calibration, json without",
     )
     predict.add_argument("--render", action="store_true", help="also draw a bird's-eye view <frame>.png (needs Pillow)")
+    predict.add_argument(
+        "--render-score-thr",
+        type=float,
+        default=0.3,
+        help="predictions drawn and counted in the pictures score at least this (default 0.3, as evaluate's)",
+    )
+    predict.add_argument(
+        "--labels",
+        type=Path,
+        help="KITTI label_2 file or folder (<frame>.txt): ground truth for the pictures; "
+        "default: label_2/ beside a velodyne/ folder",
+    )
     predict.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default 0: one per core)")
     return parser.parse_args(argv)
 
@@ -163,16 +177,18 @@ def predict_command(args: argparse.Namespace) -> int:
     calib_source = args.calib or kitti_sibling(args.source, "calib")
     if args.calib is not None and not args.calib.exists():
         raise FileNotFoundError(f"{args.calib}: not found; pass a KITTI calib .txt or a folder of them")
+    if args.labels is not None and not args.labels.exists():
+        raise FileNotFoundError(f"{args.labels}: not found; pass a KITTI label_2 .txt or a folder of them")
+    if not 0 <= args.render_score_thr < 1:
+        raise ValueError(f"--render-score-thr {args.render_score_thr}: use a number in [0, 1)")
     formats = formats_for(args.format, calib_source)
     clouds = clouds_in(args.source)
     detector = Detector(args.model, threads=args.threads)
     features = detector.manifest.voxelizer.point_features
     for cloud in clouds:
         check_cloud_file(cloud, features)
-    if args.render:
-        from mmloop_runtime.bev import render_bev, save_bev
     images = kitti_sibling(args.source, "image_2")
-    labels_source = kitti_sibling(args.source, "label_2")  # ground truth for the pictures, when there is some
+    labels_source = args.labels or kitti_sibling(args.source, "label_2")  # ground truth for the pictures
     args.out.mkdir(parents=True, exist_ok=True)
     print(
         f"mmloop_runtime: {len(clouds)} cloud(s) from {args.source} through {args.model} "
@@ -207,23 +223,45 @@ def predict_command(args: argparse.Namespace) -> int:
             )
             (args.out / f"{frame}.txt").write_text("".join(line + "\n" for line in lines))
         if args.render:
-            truth = ground_truth(
-                frame_file(labels_source, frame, ".txt"), frame_file(calib_source, frame, ".txt"), detector.class_names
-            )
-            picture = render_bev(
-                points,
-                detector.manifest.voxelizer.point_cloud_range,
-                list(detector.class_names),
-                boxes=boxes,
-                scores=scores,
-                labels=labels,
-                title=f"{frame}  {args.model}",
-                gt_boxes=truth[0] if truth else None,
-                gt_labels=truth[1] if truth else None,
-            )
-            save_bev(picture, args.out / f"{frame}.png")
+            render_frame(args, detector, frame, points, (boxes, scores, labels), calib_source, labels_source, images)
         progress.step(f"{frame}: {len(boxes)} boxes, {elapsed:.1f} ms")
     return 0
+
+
+def render_frame(
+    args: argparse.Namespace,
+    detector: Any,
+    frame: str,
+    points: np.ndarray,
+    detections: tuple[np.ndarray, np.ndarray, np.ndarray],
+    calib_source: Path | None,
+    labels_source: Path | None,
+    images: Path | None,
+) -> None:
+    """<frame>.png: the predictions over the ground truth, counted as KITTI counts them when there is some."""
+    from mmloop_runtime.bev import render_bev, save_bev
+    from mmloop_runtime.matching import kitti_ignored_predictions
+
+    boxes, scores, labels = detections
+    calib_file = frame_file(calib_source, frame, ".txt")
+    truth = ground_truth(frame_file(labels_source, frame, ".txt"), calib_file, detector.class_names)
+    image = frame_file(images, frame, ".png")
+    ignored = (
+        None if truth is None else kitti_ignored_predictions(boxes, truth.calib, png_size(image) if image else None)
+    )
+    picture = render_bev(
+        points,
+        detector.manifest.voxelizer.point_cloud_range,
+        list(detector.class_names),
+        boxes=boxes,
+        scores=scores,
+        labels=labels,
+        truth=truth,
+        title=f"{frame}  {args.model}",
+        score_thr=args.render_score_thr,
+        pred_ignored=ignored,
+    )
+    save_bev(picture, args.out / f"{frame}.png")
 
 
 def main(argv: list[str] | None = None) -> int:

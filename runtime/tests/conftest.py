@@ -16,6 +16,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 KITTI_REAL = REPO.parent / "shared" / "fixtures" / "kitti-real"
 
+# mmdet3d's KITTI evaluation measures BEV overlaps with a numba CUDA kernel; numba's simulator runs it
+# on any host, and must be chosen before numba.cuda is first imported (as mmloop's stages do).
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
 if importlib.util.find_spec("mmloop_runtime") is None:  # the runtime not installed: use it from the repo
     sys.path.insert(0, str(REPO / "runtime"))
 
@@ -29,3 +33,26 @@ def kitti_real() -> Path:
             pytest.fail(reason + "; MMLOOP_REQUIRE_FIXTURES=1 makes them mandatory")
         pytest.skip(reason)
     return KITTI_REAL
+
+
+def kittimetric_for_frame(boxes, scores, labels, calib, shape, **metric_args):  # noqa: ANN001, ANN201
+    """(KittiMetric, its prediction) for one frame: `bbox2result_kitti` reads only these fields of
+    the dataset's infos (set by compute_metrics normally)."""
+    import torch
+    from mmdet3d.evaluation.metrics import KittiMetric
+    from mmdet3d.structures import LiDARInstance3DBoxes
+
+    metric = KittiMetric(ann_file="unused.pkl", **metric_args)
+    camera = {
+        "height": shape[0],
+        "width": shape[1],
+        "lidar2cam": calib.lidar2cam.tolist(),
+        "cam2img": calib.P2.tolist(),
+    }
+    metric.data_infos = [{"sample_idx": 0, "images": {"CAM2": camera}}]
+    prediction = {
+        "bboxes_3d": LiDARInstance3DBoxes(torch.from_numpy(boxes.copy())),
+        "scores_3d": torch.from_numpy(scores),
+        "labels_3d": torch.from_numpy(labels),
+    }
+    return metric, prediction

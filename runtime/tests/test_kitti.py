@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, kittimetric_for_frame
 
 from mmloop_runtime import kitti
 
@@ -125,27 +125,17 @@ def test_bev_corners_go_round_the_box_with_the_front_edge_last() -> None:
 
 def kittimetric_lines(tmp_path: Path, boxes, scores, labels, calib: kitti.Calib, shape, pcd_limit_range) -> list[str]:
     """What KittiMetric (format_only, submission_prefix) writes for one frame's predictions."""
-    import torch
-    from mmdet3d.evaluation.metrics import KittiMetric
-    from mmdet3d.structures import LiDARInstance3DBoxes
-
     out = tmp_path / "submission"
-    metric = KittiMetric(
-        ann_file="unused.pkl", pcd_limit_range=list(pcd_limit_range), format_only=True, submission_prefix=str(out)
+    metric, prediction = kittimetric_for_frame(
+        boxes,
+        scores,
+        labels,
+        calib,
+        shape,
+        pcd_limit_range=list(pcd_limit_range),
+        format_only=True,
+        submission_prefix=str(out),
     )
-    # bbox2result_kitti reads only these fields of the dataset's infos (set by compute_metrics normally).
-    camera = {
-        "height": shape[0],
-        "width": shape[1],
-        "lidar2cam": calib.lidar2cam.tolist(),
-        "cam2img": calib.P2.tolist(),
-    }
-    metric.data_infos = [{"sample_idx": 0, "images": {"CAM2": camera}}]
-    prediction = {
-        "bboxes_3d": LiDARInstance3DBoxes(torch.from_numpy(boxes.copy())),
-        "scores_3d": torch.from_numpy(scores),
-        "labels_3d": torch.from_numpy(labels),
-    }
     metric.bbox2result_kitti([prediction], [0], CLASS_NAMES, submission_prefix=str(out))
     return (out / "000000.txt").read_text().splitlines()
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from mmloop.core.paths import load_paths
-from tests.helpers import GIT_IDENTITY, REPO, copy_repo, pull_artifacts, run_stage, set_params, sh
+from tests.helpers import GIT_IDENTITY, REPO, assert_steps_once, copy_repo, pull_artifacts, run_stage, set_params, sh
 from tests.slurm import LocalSlurm
 
 pytestmark = pytest.mark.slow
@@ -54,10 +54,7 @@ def assert_written_once(out: str, clone: Path) -> None:
     """Only rank 0 writes: one model line, one row per step in every curve."""
     assert out.count("mmloop train: wrote models/model.pth") == 1, out[-3000:]
     assert "mmloop train: rank 0 of 2" in out and "mmloop train: rank 1 of 2" in out
-    curves = clone / PATHS.train_curves / "plots" / "metrics" / "train"
-    for tsv in curves.glob("*.tsv"):
-        steps = [line.split("\t")[0] for line in tsv.read_text().splitlines()[1:]]
-        assert steps == sorted(set(steps), key=int), f"{tsv.name}: steps written twice: {steps}"
+    assert_steps_once(clone / PATHS.train_curves / "plots")
     assert json.loads((clone / PATHS.train_curves / "metrics.json").read_text())["step"] == EPOCHS * ITERATIONS_PER_RANK
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from mmloop.core.paths import load_paths
-from tests.helpers import GIT_IDENTITY, REPO, copy_repo, pull_artifacts, set_params, sh
+from tests.helpers import GIT_IDENTITY, REPO, assert_steps_once, copy_repo, pull_artifacts, set_params, sh
 
 pytestmark = pytest.mark.slow
 
@@ -97,6 +97,7 @@ def test_killed_training_resumes_and_beats_the_untrained_model(clone: Path, untr
     assert trained["3d"] >= untrained["3d"] + 20.0 and trained["bev"] >= untrained["bev"] + 20.0, (untrained, trained)
     curves = json.loads((clone / PATHS.train_curves / "metrics.json").read_text())
     assert curves["step"] == EPOCHS * 9 and "val" in curves and "loss" in curves["train"]
+    assert_steps_once(clone / PATHS.train_curves / "plots")  # the killed run's last steps are not kept twice
     # The resumed run completed the stage: DVC records it as up to date.
     assert sh([*DVC, "status", "evaluate"], clone).strip().endswith("Data and pipelines are up to date.")
 

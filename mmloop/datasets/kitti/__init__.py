@@ -1,7 +1,8 @@
 """The KITTI object-detection layout (training/{velodyne,calib,label_2,image_2}, ImageSets/).
 
 The dataset interface (mmloop/datasets/__init__.py) for KITTI: checks.py is what `validate`
-runs, convert.py what `prepare` runs (mmdet3d's converters), metric.py KittiMetric's summary.
+runs, convert.py what `prepare` runs (mmdet3d's converters), metric.py KittiMetric's summary, its
+precision-recall curves and a frame's ground truth as the BEV pictures count it.
 """
 
 from __future__ import annotations
@@ -11,10 +12,21 @@ from pathlib import Path
 from typing import Any
 
 from mmloop.core.stage import StageError
+from mmloop.datasets.kitti.metric import bev_truth, pr_curves, pr_evaluator
 from mmloop.datasets.kitti.metric import kitti_bars as metric_bars
 from mmloop.datasets.kitti.metric import kitti_summary as metric_summary
 
-__all__ = ["validate", "prepare", "info_file", "first_cloud", "metric_summary", "metric_bars"]
+__all__ = [
+    "validate",
+    "prepare",
+    "info_file",
+    "first_cloud",
+    "metric_summary",
+    "metric_bars",
+    "pr_evaluator",
+    "pr_curves",
+    "bev_truth",
+]
 
 #: mmdet3d's name stem for KITTI info files (kitti_infos_<split>.pkl, kitti_dbinfos_train.pkl).
 INFO_PREFIX = "kitti"

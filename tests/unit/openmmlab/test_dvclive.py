@@ -56,3 +56,22 @@ def test_dvclive_backend_never_reinitialises_dvc(tmp_path: Path) -> None:
     assert (tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv").is_file()
     assert not [p for p in tmp_path.rglob("*.dvc") if p.is_file()] and not (tmp_path / "dvc.yaml").exists()
     assert MmloopDVCLiveVisBackend.__mro__[1].__name__ == "DVCLiveVisBackend"
+
+
+def test_a_resumed_run_logs_the_killed_run_s_last_steps_once(tmp_path: Path) -> None:
+    """Killed after logging steps 1-6 with its checkpoint at step 5: the resumed run logs 6 again."""
+    first = MmloopDVCLiveVisBackend(save_dir=str(tmp_path / "live"))
+    for step in range(1, 7):
+        first.add_scalars({"loss": float(step), "Kitti metric/x/Car_3D_AP40_moderate_strict": 1.0}, step=step)
+    resumed = MmloopDVCLiveVisBackend(save_dir=str(tmp_path / "live"), resume=True)
+    for step in range(6, 9):
+        resumed.add_scalars({"loss": 10.0 + step}, step=step)
+    resumed.close()
+    curves = tmp_path / "live" / "plots" / "metrics"
+    rows = [line.split("\t") for line in (curves / "train" / "loss.tsv").read_text().splitlines()[1:]]
+    assert [int(step) for step, _ in rows] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert float(rows[5][1]) == 16.0  # step 6 as the resumed run logged it
+    val_steps = [
+        line.split("\t")[0] for line in (curves / "val" / "Car_3D_AP40_moderate.tsv").read_text().splitlines()[1:]
+    ]
+    assert val_steps == ["1", "2", "3", "4", "5"]
