@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, kittimetric_for_frame
+from conftest import committed_output, kittimetric_for_frame
 
 from mmloop_runtime import kitti, matching
 from mmloop_runtime.matching import Outcome, Truth
@@ -143,17 +143,16 @@ def test_counts_equal_mmdet3d_kitti_eval_on_constructed_predictions(kitti_real: 
 
 
 @pytest.mark.fixtures
-def test_counts_equal_mmdet3d_kitti_eval_on_the_committed_model(kitti_real: Path) -> None:
+def test_counts_equal_mmdet3d_kitti_eval_on_the_committed_model(kitti_real: Path, tmp_path: Path) -> None:
     """The model `dvc pull` brings (trained on the synthetic sample) on the real frames: mostly false
     positives, some misses, boxes KITTI ignores, a true positive."""
-    if not (REPO / "models" / "model.pth").is_file():
-        pytest.skip("models/model.pth not pulled (dvc pull models/model.pth)")
+    config, weights = committed_output("models/model.py", tmp_path), committed_output("models/model.pth", tmp_path)
     import os
 
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # an mmengine checkpoint, as the stages load it
     from mmdet3d.apis import inference_detector, init_model
 
-    model = init_model(str(REPO / "models" / "model.py"), str(REPO / "models" / "model.pth"), device="cpu")
+    model = init_model(str(config), str(weights), device="cpu")
     seen = np.zeros(5, int)
     for frame in FRAMES:
         result, _ = inference_detector(model, str(kitti_real / "training" / "velodyne" / f"{frame}.bin"))
