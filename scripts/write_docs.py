@@ -43,11 +43,12 @@ class DocsError(Exception):
 # ---------------------------------------------------------------- reading the metrics
 
 
-def read_json(root: Path, relative: str) -> dict[str, Any]:
-    """A metrics file, or one line saying how to get it."""
+def read_json(root: Path, relative: str, then: str | None = FIX) -> dict[str, Any]:
+    """A metrics file, or one line saying how to get it (and what to run `then`)."""
     path = root / relative
     if not path.is_file():
-        raise DocsError(f"{relative}: not found; run `dvc repro` (or `dvc pull`) first, then {FIX}")
+        after = f", then {then}" if then else ""
+        raise DocsError(f"{relative}: not found; run `dvc repro` (or `dvc pull`) first{after}")
     return json.loads(path.read_text())
 
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +97,34 @@ def run_stage(
     )
 
 
+def venv_env(base: dict[str, str] | None = None, **extra: str) -> dict[str, str]:
+    """`base` (default: this process's environment) with a git identity and this interpreter's
+    venv first on PATH: dvc runs stage commands through the shell, whose `python` must be the venv's."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    return dict(os.environ if base is None else base, **GIT_IDENTITY, **extra, PATH=path)
+
+
 def run_in(cwd: Path, args: list[str], timeout: float = 1200) -> subprocess.CompletedProcess[str]:
-    # dvc runs stage commands through the shell: `python` must be this interpreter's venv.
-    env = dict(os.environ, **GIT_IDENTITY, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(args, cwd=cwd, env=venv_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def kill_when(args: list[str], cwd: Path, log: Path, ready: Callable[[], bool], timeout: float = 600) -> str:
+    """Run `args` in a session of its own until `ready()`, then SIGKILL the whole session (like a
+    lost SSH session or an OOM kill); returns what it printed. Fails if it ends or times out first."""
+    with log.open("w") as handle:
+        process = subprocess.Popen(
+            args, cwd=cwd, env=venv_env(), stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, f"not ready after {timeout:.0f} s: {log.read_text()[-3000:]}"
+            time.sleep(0.5)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    return log.read_text()
 
 
 def sh(args: list[str], cwd: Path, timeout: float = 1200) -> str:

@@ -11,18 +11,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from mmloop.core.paths import load_paths
-from tests.helpers import GIT_IDENTITY, REPO, assert_steps_once, copy_repo, pull_artifacts, run_stage, set_params, sh
+from tests.helpers import (
+    REPO,
+    assert_steps_once,
+    copy_repo,
+    kill_when,
+    pull_artifacts,
+    run_stage,
+    set_params,
+    sh,
+    venv_env,
+)
 from tests.slurm import LocalSlurm
 
 pytestmark = pytest.mark.slow
@@ -35,11 +42,6 @@ ITERATIONS_PER_RANK = 5
 PRETRAINED = "checkpoints/pointpillars_small-sample.pth"
 PATHS = load_paths(REPO / "params.yaml")
 TWO_RANKS = dict(train__nproc_per_node=2, train__threads=1, train__epochs=EPOCHS, model__load_from=PRETRAINED)
-
-
-def stage_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    venv = Path(sys.executable).parent
-    return dict(base or os.environ, **GIT_IDENTITY, PATH=f"{venv}{os.pathsep}{os.environ['PATH']}")
 
 
 def car_ap(clone: Path) -> float:
@@ -82,26 +84,13 @@ def untrained(clone: Path) -> float:
 def torchrun_model(clone: Path, untrained: float) -> str:
     """Two ranks under torchrun, SIGKILLed after epoch 1, resumed to the end: the model's md5."""
     set_params(clone, train__launcher="pytorch", **TWO_RANKS)
-    log = clone / "killed-run.log"
-    with log.open("w") as handle:
-        first = subprocess.Popen(
-            [*DVC, "repro", "train"],
-            cwd=clone,
-            env=stage_env(),
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 600
-        while not list((clone / PATHS.train_work).glob("*/epoch_1.pth")):
-            assert first.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "no epoch checkpoint after 10 minutes"
-            time.sleep(0.5)
-    finally:
-        os.killpg(first.pid, signal.SIGKILL)  # dvc, torchrun and both ranks, like an OOM kill of the job
-        first.wait()
-    killed = log.read_text()
+    # SIGKILL to dvc, torchrun and both ranks, like an OOM kill of the job.
+    killed = kill_when(
+        [*DVC, "repro", "train"],
+        clone,
+        clone / "killed-run.log",
+        lambda: bool(list((clone / PATHS.train_work).glob("*/epoch_1.pth"))),
+    )
     assert "torch.distributed.run --standalone --nnodes=1 --nproc-per-node=2 -m stages.train" in killed
     assert re.search(rf"Epoch\(train\)\s+\[1\]\[{ITERATIONS_PER_RANK}/{ITERATIONS_PER_RANK}\]", killed), killed[-3000:]
     assert "mmloop train: wrote" not in killed  # killed before rank 0 wrote anything
@@ -128,7 +117,7 @@ def test_the_same_training_as_a_slurm_job(slurm: LocalSlurm, clone: Path, torchr
     job = subprocess.run(
         ["sbatch", "--wait", "--ntasks=2", f"--output={log}", "--wrap", f"{sys.executable} -m dvc repro train"],
         cwd=clone,
-        env=stage_env(slurm.env),
+        env=venv_env(slurm.env),
         capture_output=True,
         text=True,
         timeout=900,
@@ -143,7 +132,7 @@ def test_the_same_training_as_a_slurm_job(slurm: LocalSlurm, clone: Path, torchr
     # Same data, params, ranks and host settings: torchrun's ranks, uninterrupted, train the model
     # srun's did. (Run directly: `dvc repro` would restore the resumed run's outputs from its run cache.)
     set_params(clone, train__launcher="pytorch")
-    again = run_stage("train", clone, env=stage_env())
+    again = run_stage("train", clone, env=venv_env())
     assert again.returncode == 0, again.stderr[-3000:]
     assert md5(clone / PATHS.model) == slurm_model
 
@@ -151,7 +140,7 @@ def test_the_same_training_as_a_slurm_job(slurm: LocalSlurm, clone: Path, torchr
 def test_slurm_launcher_outside_a_job_fails_in_one_line(clone: Path, torchrun_model: str) -> None:
     set_params(clone, train__launcher="slurm")
     before = md5(clone / PATHS.model)
-    env = {key: value for key, value in stage_env().items() if not key.startswith("SLURM_")}
+    env = {key: value for key, value in venv_env().items() if not key.startswith("SLURM_")}
     result = run_stage("train", clone, env=env)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (

@@ -11,7 +11,6 @@ as the default DVC remote `team`, holding the checkpoints."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import pytest
 import yaml
 
 from mmloop.core.paths import load_paths
-from tests.helpers import GIT_IDENTITY, REPO, copy_repo, pull_artifacts, set_params, sh
+from tests.helpers import REPO, copy_repo, pull_artifacts, set_params, sh, venv_env
 from tests.slurm import LocalSlurm
 
 pytestmark = pytest.mark.slow
@@ -59,12 +58,7 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def sweep(slurm: LocalSlurm, clone: Path, args: list[str]) -> tuple[subprocess.CompletedProcess[str], float]:
     """The sweep command as a user runs it on the login node: Slurm's client config, a git
     identity and the venv first on PATH (which the job script passes on to the points)."""
-    env = dict(
-        slurm.env,
-        **GIT_IDENTITY,
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        MMLOOP_SWEEP_POLL_S="1",
-    )
+    env = venv_env(slurm.env, MMLOOP_SWEEP_POLL_S="1")
     start = time.monotonic()
     result = subprocess.run(args, cwd=clone, env=env, capture_output=True, text=True, timeout=1500)
     return result, time.monotonic() - start

@@ -9,18 +9,15 @@ checkpoint); the untrained baseline is the same model with random weights (`trai
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from mmloop.core.paths import load_paths
-from tests.helpers import GIT_IDENTITY, REPO, assert_steps_once, copy_repo, pull_artifacts, set_params, sh
+from tests.helpers import REPO, assert_steps_once, copy_repo, kill_when, pull_artifacts, set_params, sh
 
 pytestmark = pytest.mark.slow
 
@@ -63,27 +60,13 @@ def untrained(clone: Path) -> dict[str, float]:
 
 def test_killed_training_resumes_and_beats_the_untrained_model(clone: Path, untrained: dict[str, float]) -> None:
     set_params(clone, train__epochs=EPOCHS, model__load_from=PRETRAINED)
-    env = dict(os.environ, **GIT_IDENTITY, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    log = clone / "first-run.log"
-    with log.open("w") as handle:
-        first = subprocess.Popen(
-            [*DVC, "repro", "evaluate"],
-            cwd=clone,
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 600
-        while not list((clone / PATHS.train_work).glob("*/epoch_2.pth")):
-            assert first.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "no epoch checkpoint after 10 minutes"
-            time.sleep(0.5)
-    finally:
-        os.killpg(first.pid, signal.SIGKILL)  # like a lost SSH session or an OOM kill
-        first.wait()
-    assert re.search(r"Epoch\(train\)\s+\[1\]\[", log.read_text())
+    first = kill_when(
+        [*DVC, "repro", "evaluate"],
+        clone,
+        clone / "first-run.log",
+        lambda: bool(list((clone / PATHS.train_work).glob("*/epoch_2.pth"))),
+    )
+    assert re.search(r"Epoch\(train\)\s+\[1\]\[", first)
     assert not (clone / PATHS.model).exists()
 
     out = sh([*DVC, "repro", "evaluate"], clone)
