@@ -46,6 +46,8 @@ def export_onnx(frame: Path, out_dir: Path, deploy_cfg: Any, model_cfg: Any, che
     """mmdeploy's torch2onnx on the CPU, tracing with the voxels of one frame; returns the file."""
     from mmdeploy.apis import torch2onnx
 
+    import mmloop.deploy.rewriters  # noqa: F401  (registers the pillar scatter without a zero canvas)
+
     save_file = deploy_cfg.onnx_config.save_file
     with torchscript_onnx_exporter():
         torch2onnx(str(frame), str(out_dir), save_file, deploy_cfg, model_cfg, str(checkpoint), "cpu")
