@@ -1,4 +1,5 @@
-"""The network call: ONNX Runtime for `end2end.onnx`, TensorRT for `end2end.engine`.
+"""The network call: ONNX Runtime for `end2end.onnx`, TensorRT for `end2end.engine`, OpenVINO for
+`end2end.xml` (its IR; OpenVINO is optional, imported only for such a folder).
 
 Each backend takes the voxelizer's arrays by input name and returns the head maps by output name,
 as numpy arrays.
@@ -13,6 +14,7 @@ import numpy as np
 
 ONNX_FILE = "end2end.onnx"
 ENGINE_FILE = "end2end.engine"
+OPENVINO_FILE = "end2end.xml"  # with its weights beside it, end2end.bin
 
 
 class Network(Protocol):
@@ -48,6 +50,37 @@ def _numpy_type(onnx_type: str) -> type:
         "tensor(int64)": np.int64,
         "tensor(float16)": np.float16,
     }[onnx_type]
+
+
+class OpenVINONetwork:
+    """An OpenVINO IR compiled for OpenVINO's CPU plugin, for latency (one stream).
+
+    The plugin runs float layers in f32 (its default on CPUs with bf16 or fp16 units is to lower
+    them: the fp32 parity check compares fp32 with fp32); a Q/DQ model's quantized layers run in
+    int8 either way (OpenVINO's low-precision transformations).
+    """
+
+    def __init__(self, path: Path, outputs: tuple[str, ...], threads: int = 0) -> None:
+        try:
+            import openvino as ov
+        except ImportError:
+            raise RuntimeError(
+                f"{path}: an OpenVINO model needs OpenVINO: pip install 'mmloop-runtime[openvino]'"
+            ) from None
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self.compiled = ov.Core().compile_model(str(path), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.input_types = {port.any_name: port.element_type.to_dtype() for port in self.compiled.inputs}
+        self.outputs = list(outputs)
+        self.name = f"openvino {ov.__version__} (CPU)"
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feed = {name: np.ascontiguousarray(value, dtype=self.input_types[name]) for name, value in inputs.items()}
+        results = self.request.infer(feed)
+        # copies: the request's output tensors are overwritten by the next frame
+        return {name: np.array(results[self.compiled.output(name)]) for name in self.outputs}
 
 
 def cuda_runtime() -> Any:
@@ -158,11 +191,14 @@ class TensorRTNetwork:
 
 
 def open_network(model_dir: Path, outputs: tuple[str, ...], threads: int = 0) -> Network:
-    """The folder's engine when it has one (a tensorrt-* target), else its ONNX graph."""
+    """The folder's engine when it has one (a tensorrt-* target), its OpenVINO IR (openvino-*),
+    else its ONNX graph."""
     if (model_dir / ENGINE_FILE).is_file():
         return TensorRTNetwork(model_dir / ENGINE_FILE, outputs)
+    if (model_dir / OPENVINO_FILE).is_file():
+        return OpenVINONetwork(model_dir / OPENVINO_FILE, outputs, threads)
     if (model_dir / ONNX_FILE).is_file():
         return OnnxRuntimeNetwork(model_dir / ONNX_FILE, outputs, threads)
     raise FileNotFoundError(
-        f"{model_dir}: neither {ONNX_FILE} nor {ENGINE_FILE}; pass a deploy/<target> folder written by `dvc repro`"
+        f"{model_dir}: none of {ONNX_FILE}, {ENGINE_FILE}, {OPENVINO_FILE}; pass a deploy/<target> folder written by `dvc repro`"
     )

@@ -144,6 +144,13 @@ def test_export_writes_a_checked_graph_ready_for_tensorrt(clone: Path) -> None:
     manifest = json.loads((clone / PATHS.onnx / "manifest.json").read_text())
     assert manifest["class_names"] == ["Pedestrian", "Cyclist", "Car"] and manifest["voxelizer"]["max_voxels"] == 20000
     assert report["runtime_manifest"] == "deploy/onnx/manifest.json"
+    # no zero canvas baked in (mmloop/deploy/rewriters.py): the file is its weights and a little graph
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(clone / report["file"])).graph
+    weights = sum(numpy_helper.to_array(tensor).nbytes for tensor in graph.initializer)
+    assert report["bytes"] == (clone / report["file"]).stat().st_size <= 1.1 * weights
 
 
 def test_deployed_models_match_pytorch(clone: Path) -> None:
@@ -283,6 +290,44 @@ def test_tensorrt_target_on_a_cpu_host_fails_alone_and_loses_nothing(clone: Path
     if deleted:
         sh(["git", "checkout", "--", *deleted], clone)
     sh([*DVC, "checkout"], clone)
+    assert tree_md5(clone / PATHS.deployed) == before
+    assert "Data and pipelines are up to date." in sh([*DVC, "status"], clone)
+
+
+def test_openvino_targets_build_and_pass_the_gates(clone: Path) -> None:
+    """`dvc exp run -S 'deploy.targets=[...,openvino-fp32,openvino-int8]'` here: the ONNX Runtime
+    stages are skipped, the OpenVINO ones build their IR and pass the same gates (and the runtime's
+    box-for-box check through OpenVINO); afterwards the clone is as it was."""
+    before = tree_md5(clone / PATHS.deployed)
+    openvino = ("openvino-fp32", "openvino-int8")
+    targets = ",".join((*DEPLOY_TARGETS, *openvino))
+    # what the experiment changes, as this clone has it now (its dvc.lock may differ from HEAD's)
+    kept = {name: (clone / name).read_bytes() for name in ("params.yaml", "dvc.lock", f"{PATHS.deployed}/.gitignore")}
+    try:
+        out = sh([*DVC, "exp", "run", "-S", f"deploy.targets=[{targets}]"], clone)
+        for target in DEPLOY_TARGETS:
+            assert f"Stage 'deploy@{target}' didn't change, skipping" in out
+        reports = {}
+        for target in openvino:
+            assert f"Running stage 'deploy@{target}'" in out
+            files = sorted(path.name for path in (clone / PATHS.deployed_dir(target)).iterdir())
+            assert files == ["deploy.py", "end2end.bin", "end2end.xml", "manifest.json", "model.py"]
+            reports[target] = report = json.loads((clone / PATHS.deploy_report(target)).read_text())
+            assert report["frames"] == 12 and report["runtime_frames_agreeing"] == 12, report
+            assert report["runtime_box_max_abs_diff"] <= 1e-3 and abs(report["runtime_mAP_delta"]) <= 0.1
+        fp32, int8 = reports["openvino-fp32"], reports["openvino-int8"]
+        assert fp32["max_abs_diff"] <= 1e-4 and abs(fp32["mAP_delta"]) <= 0.1
+        assert abs(int8["mAP_delta"]) <= 1.0 and int8["int8_layers"]["Conv"] >= 8
+        assert (clone / PATHS.deployed_dir("openvino-int8") / "end2end.bin").stat().st_size < (
+            clone / PATHS.deployed_dir("openvino-fp32") / "end2end.bin"
+        ).stat().st_size
+    finally:
+        for name, content in kept.items():
+            (clone / name).write_bytes(content)
+        for target in openvino:
+            shutil.rmtree(clone / PATHS.deployed_dir(target), ignore_errors=True)
+            for report_file in (PATHS.deploy_report(target), PATHS.latency_report(target)):
+                (clone / report_file).unlink(missing_ok=True)
     assert tree_md5(clone / PATHS.deployed) == before
     assert "Data and pipelines are up to date." in sh([*DVC, "status"], clone)
 

@@ -48,5 +48,5 @@ def test_unknown_target_fails_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "mmloop deploy: error: params.yaml: deploy.targets has 'onnxruntime-fp16'; use some of "
-        "onnxruntime-fp32, onnxruntime-int8, tensorrt-fp32, tensorrt-fp16, tensorrt-int8"
+        "onnxruntime-fp32, onnxruntime-int8, openvino-fp32, openvino-int8, tensorrt-fp32, tensorrt-fp16, tensorrt-int8"
     ]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 FULL_SIZE = "configs/models/pointpillars_kitti-3class.py"
 

@@ -68,8 +68,9 @@ def test_onnxruntime_deploy_config_is_the_shipped_one(monkeypatch: pytest.Monkey
 def test_backends_registry() -> None:
     """One module per backend under mmloop/deploy/backends, each with its BACKEND."""
     registry = backends()
-    assert sorted(registry) == ["onnxruntime", "tensorrt"]
+    assert sorted(registry) == ["onnxruntime", "openvino", "tensorrt"]
     assert registry["onnxruntime"].precisions == ("fp32", "int8") and registry["onnxruntime"].device == "cpu"
+    assert registry["openvino"].precisions == ("fp32", "int8") and registry["openvino"].device == "cpu"
     assert registry["tensorrt"].precisions == ("fp32", "fp16", "int8") and registry["tensorrt"].device == "cuda"
 
 
@@ -77,6 +78,8 @@ def test_targets_parse_and_name_their_files() -> None:
     assert known_targets() == [
         "onnxruntime-fp32",
         "onnxruntime-int8",
+        "openvino-fp32",
+        "openvino-int8",
         "tensorrt-fp32",
         "tensorrt-fp16",
         "tensorrt-int8",
@@ -87,8 +90,9 @@ def test_targets_parse_and_name_their_files() -> None:
     assert paths.deployed_dir(target.name) == Path("deploy/tensorrt-fp16")
     assert target.backend.backend_file == "end2end.engine"
     assert parse_target("onnxruntime-int8").backend.backend_file == "end2end.onnx"
+    assert parse_target("openvino-int8").backend.backend_file == "end2end.xml"
     assert paths.deploy_report(parse_target("onnxruntime-int8").name) == Path("metrics/deploy/onnxruntime-int8.json")
-    for bad in ("onnxruntime-fp16", "tensorrt", "openvino-fp32", ""):
+    for bad in ("onnxruntime-fp16", "tensorrt", "openvino-fp16", ""):
         with pytest.raises(StageError, match="deploy.targets"):
             parse_target(bad)
     for bad in (10, 21, "13", True):
