@@ -1,12 +1,12 @@
 """Stage `deploy@<target>`: a deployed model for one target, checked against the PyTorch model.
 
 `dvc.yaml` generates one stage per entry of params.yaml `deploy.targets`, `<backend>-<precision>`
-with a backend from mmloop/deploy/backends (onnxruntime-fp32/int8 on the CPU; tensorrt-fp32/fp16/
-int8 on an NVIDIA GPU with TensorRT >= 10). Each writes `deploy/<target>/` (the backend file,
-deploy.py, model.py) and `metrics/deploy/<target>.json`: the dataset's metric through mmdeploy's
-backend model beside the PyTorch model's, the largest head-output difference on the same voxels,
-and the torch-free runtime (mmloop_runtime) on the same file beside mmdeploy's (`runtime_*`). It
-fails when either drifts past its tolerance. Median per-frame latency of all three goes to
+with a backend from mmloop/deploy/backends (onnxruntime-fp32/int8 and openvino-fp32/int8 on the
+CPU; tensorrt-fp32/fp16/int8 on an NVIDIA GPU with TensorRT >= 10). Each writes `deploy/<target>/`
+(the backend file, deploy.py, model.py) and `metrics/deploy/<target>.json`: the dataset's metric
+through mmdeploy's backend model beside the PyTorch model's, the largest head-output difference on
+the same voxels, and the torch-free runtime (mmloop_runtime) on the same file beside mmdeploy's
+(`runtime_*`). It fails when either drifts past its tolerance. Median per-frame latency of all three goes to
 `metrics/deploy/<target>.latency.json`, apart: it is the one result that differs between runs.
 """
 

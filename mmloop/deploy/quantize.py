@@ -103,7 +103,9 @@ def quantize_int8(
 
 
 def quantized_layers(path: Path) -> dict[str, Any]:
-    """How many of each compute layer ended up between Q/DQ pairs (i.e. run in int8)."""
+    """How many of each compute layer ended up between Q/DQ pairs (i.e. run in int8): both its input
+    and its weights dequantized. A kept-float layer can still read a dequantized input (its producer
+    is quantized for another consumer) and then runs in float."""
     import onnx
 
     graph = onnx.load(str(path)).graph
@@ -113,6 +115,6 @@ def quantized_layers(path: Path) -> dict[str, Any]:
     for node in graph.node:
         if node.op_type in QUANTIZED_OPS:
             totals[node.op_type] += 1
-            if node.input and node.input[0] in dequantized:
+            if len(node.input) > 1 and node.input[0] in dequantized and node.input[1] in dequantized:
                 counts[node.op_type] += 1
     return {"int8_layers": dict(counts), "layers": dict(totals)}

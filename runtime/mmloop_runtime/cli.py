@@ -129,7 +129,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         required=True,
         help="a deployed model folder: deploy/onnxruntime-fp32, deploy/onnxruntime-int8, deploy/onnx, "
-        "deploy/tensorrt-*",
+        "deploy/openvino-*, deploy/tensorrt-*",
     )
     predict.add_argument("--out", type=Path, default=Path("preds"), help="where the result files go (default: preds/)")
     predict.add_argument(
