@@ -322,6 +322,7 @@ def test_openvino_targets_build_and_pass_the_gates(clone: Path) -> None:
             clone / PATHS.deployed_dir("openvino-fp32") / "end2end.bin"
         ).stat().st_size
     finally:
+        sh(["git", "reset", "-q"], clone)  # dvc exp run leaves what it changed staged
         for name, content in kept.items():
             (clone / name).write_bytes(content)
         for target in openvino:
