@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -94,21 +95,22 @@ def read_checkpoint(path: str | Path, param: str) -> dict[str, Any]:
         raise StageError(f"{where}: not found; run `dvc pull` (or `dvc repro`) or fix {param} in params.yaml")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
+    except Exception as error:  # torch's readers fail in many ways on a damaged file (zip, EOF, KeyError)
         unsupported = re.search(r"[Uu]nsupported (?:global: )?GLOBAL ([\w.]+)", str(error))
-        if unsupported or "Weights only load failed" in str(error):
+        if not zipfile.is_zipfile(path):  # torch.save writes a zip; a cut-short one has no directory
+            raise StageError(
+                f"{where}: not a readable checkpoint (not the zip archive torch.save writes); truncated, or not a "
+                ".pth (an error page saved by a download?): fetch it again (`dvc pull`, `dvc checkout`)"
+            ) from None
+        if isinstance(error, pickle.UnpicklingError) and (unsupported or "Weights only load failed" in str(error)):
             what = f"calls {unsupported.group(1)}" if unsupported else "needs a type outside the allow-list"
             raise StageError(
                 f"{where}: refused, its pickle {what}, which a weights-only load never runs (a checkpoint "
                 "holds tensors, numbers and strings); use a checkpoint you trust, re-saved as weights only"
             ) from None
         raise StageError(
-            f"{where}: not a torch checkpoint ({_first_line(error)}); fetch it again (`dvc pull`)"
-        ) from None
-    except Exception as error:  # torch's readers fail in many ways on a damaged file (zip, EOF, KeyError)
-        raise StageError(
-            f"{where}: not a readable checkpoint ({_first_line(error)}); it is truncated or not a .pth: "
-            "fetch it again (`dvc pull`, or `dvc checkout` for a tracked file)"
+            f"{where}: not a readable checkpoint ({_first_line(error)}); the file is damaged: fetch it again "
+            "(`dvc pull`, or `dvc checkout` for a tracked file)"
         ) from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict", checkpoint), dict):
         raise StageError(f"{where}: holds a {type(checkpoint).__name__}, not a state dict; pass an mmengine checkpoint")
