@@ -174,8 +174,9 @@ def formats_for(requested: str | None, calib: Path | None) -> tuple[str, ...]:
 
 
 def predict_command(args: argparse.Namespace) -> int:
+    from mmloop_runtime.clouds import drop_non_finite
     from mmloop_runtime.detector import Detector
-    from mmloop_runtime.kitti import check_cloud_file, drop_non_finite, label_lines, read_calib, read_cloud
+    from mmloop_runtime.kitti import check_cloud_file, label_lines, read_calib, read_cloud
 
     calib_source = args.calib or kitti_sibling(args.source, "calib")
     if args.calib is not None and not args.calib.exists():

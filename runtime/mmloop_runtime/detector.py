@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from mmloop_runtime.backends import open_network
+from mmloop_runtime.clouds import drop_non_finite
 from mmloop_runtime.head import Detections, empty_detections, predict
-from mmloop_runtime.kitti import drop_non_finite
 from mmloop_runtime.manifest import load_manifest
 from mmloop_runtime.voxelize import voxelize
 

@@ -48,10 +48,6 @@ class KittiFileError(ValueError):
         super().__init__(f"{self.path}:{line}: {problem}" if line else f"{self.path}: {problem}")
 
 
-class NonFiniteCloudError(KittiFileError):
-    """A cloud of the right size with NaN or infinite fields."""
-
-
 class UndecodableTextError(KittiFileError):
     """A text file (label, calib, split) that is not UTF-8."""
 
@@ -79,35 +75,6 @@ def read_cloud(path: str | Path, features: int = 4) -> np.ndarray:
     """A KITTI velodyne ``.bin`` as float32 (N, features): x, y, z, intensity for the usual 4."""
     check_cloud_file(path, features)
     return np.fromfile(path, dtype=np.float32).reshape(-1, features)
-
-
-def non_finite_rows(points: np.ndarray) -> np.ndarray:
-    """Which points (rows) hold a NaN or an infinity in any field. Drivers write NaN for beams with
-    no return (organized clouds do so by design); the voxelizer and the network must never see them.
-    One pass over the raw bytes: a float32 is non-finite exactly when its 8 exponent bits are all
-    set: one test on the int32 view (1.7 s per GB of clouds here, np.isfinite 1.9)."""
-    bits = np.ascontiguousarray(points, dtype=np.float32).view(np.int32)
-    exponent = np.int32(0x7F800000)
-    return ((bits & exponent) == exponent).any(axis=1)
-
-
-def drop_non_finite(points: np.ndarray) -> tuple[np.ndarray, int]:
-    """The points without non-finite fields, and how many were dropped."""
-    bad = non_finite_rows(points)
-    dropped = int(bad.sum())
-    return (points[~bad] if dropped else points), dropped
-
-
-def check_finite_cloud(path: str | Path, features: int = 4) -> None:
-    """A cloud whose every field is finite, or a ``KittiFileError`` naming the first bad point."""
-    bad = np.flatnonzero(non_finite_rows(read_cloud(path, features)))
-    if len(bad):
-        raise NonFiniteCloudError(
-            path,
-            0,
-            f"{len(bad)} point(s) with NaN or infinite fields (first: point {bad[0]}); drop them "
-            "(keep rows where numpy.isfinite(points).all(axis=1)) and re-export the cloud",
-        )
 
 
 def read_text(path: str | Path) -> str:

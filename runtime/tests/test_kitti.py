@@ -367,7 +367,7 @@ def test_label_boxes_are_the_ground_truth_mmdet3d_reads(kitti_real: Path, tmp_pa
 def test_non_finite_rows_match_numpy_isfinite(tmp_path: Path) -> None:
     """The bit test finds exactly the rows numpy calls non-finite (NaN, +-inf; not huge or tiny
     finite values), and a cloud holding them fails check_finite_cloud in one line."""
-    from mmloop_runtime.kitti import NonFiniteCloudError, check_finite_cloud, drop_non_finite, non_finite_rows
+    from mmloop_runtime.clouds import NonFiniteCloudError, check_finite_cloud, drop_non_finite, non_finite_rows
 
     rng = np.random.default_rng(0)
     points = rng.normal(size=(1000, 4)).astype(np.float32)

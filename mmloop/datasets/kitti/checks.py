@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from mmloop.datasets.kitti import files as kitti
-from mmloop_runtime.kitti import NonFiniteCloudError, UndecodableTextError, check_finite_cloud
+from mmloop_runtime.clouds import NonFiniteCloudError, check_finite_cloud
+from mmloop_runtime.kitti import UndecodableTextError
 
 PROGRESS_EVERY = 1000
 

@@ -23,7 +23,7 @@ from mmloop.core.stage import StageError, built_whole
 from mmloop.datasets.kitti import INFO_PREFIX
 from mmloop.datasets.kitti import files as kitti
 from mmloop.openmmlab.tools import import_tool
-from mmloop_runtime.kitti import check_finite_cloud
+from mmloop_runtime.clouds import check_finite_cloud
 
 #: Files that must travel with anything derived from a dataset (the KITTI fixtures' CC BY-NC-SA).
 LICENCE_FILES = ("NOTICE.md", "NOTICE", "LICENSE", "LICENSE.md", "LICENCE", "README.md")
