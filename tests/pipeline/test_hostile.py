@@ -295,6 +295,14 @@ def data_cases() -> list[Case]:
             v + rf".*{NAN_FRAME}\.bin: 50 point\(s\) with NaN or infinite fields.*\[non-finite-points: drop points",
         ),
         Case(
+            "prepare-nan-points",  # prepare run on its own (not behind validate) copies nothing
+            lambda e: e.cloud(TRAIN / "velodyne" / f"{NAN_FRAME}.bin", lambda p: cell(p, slice(0, 50), 3, np.nan)),
+            stage("prepare"),
+            1,
+            rf"^mmloop prepare: error: .*{NAN_FRAME}\.bin: 50 point\(s\) with NaN or infinite fields .*"
+            r"`dvc repro validate` lists every frame at fault$",
+        ),
+        Case(
             "cloud-inf",
             lambda e: e.cloud(velodyne, lambda p: cell(p, slice(7, 8), 2, -np.inf)),
             stage("validate"),
