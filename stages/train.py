@@ -24,6 +24,7 @@ from mmloop.openmmlab.cfg_options import cfg_options, check_params
 from mmloop.openmmlab.config import load_config
 from mmloop.openmmlab.distributed import distributed_settings, init_process_group, leave_process_group
 from mmloop.openmmlab.training import (
+    check_start_weights,
     finish_run,
     publish_curves,
     resume_note,
@@ -43,9 +44,6 @@ def main() -> None:
     launch = launch_params(train)
     device = select_device(train["device"])
     rank = current_rank(launch)
-    if launch.launcher != "none" and rank is None:
-        run_ranks(launch, "stages.train")  # params checked above, once; each rank runs this stage again
-        return
 
     options = cfg_options(cfg, model, train, paths.prepared, device)
     cfg.merge_from_dict(options, allow_list_keys=True)
@@ -55,6 +53,11 @@ def main() -> None:
     host = "deterministic={} threads={} ranks={}".format(*host_params(train), launch.world_size)
     work_dir = paths.train_work / run_id(cfg.pretty_text, paths.prepared, model.get("load_from"), host)
     runner_settings(cfg, work_dir, model.get("load_from"), int(train["log_interval"]))
+    if rank is None:  # this process, or the one that starts the ranks: checked once
+        check_start_weights(cfg, model["classes"])  # before any rank or the Runner starts
+        if launch.launcher != "none":
+            run_ranks(launch, "stages.train")  # each rank runs this stage again
+            return
     main_process = is_main_process(launch)
     if rank is not None:
         backend = init_process_group(launch, rank, device)

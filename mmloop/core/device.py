@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from mmloop.core.checkpoint import allow_checkpoint_types
 from mmloop.core.stage import StageError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -28,8 +29,7 @@ def select_device(device: str) -> str:
         # mmdet3d's KITTI metric compiles a numba CUDA kernel (rotate_iou) on import, which fails
         # without a GPU; numba's CUDA simulator runs the same kernel on the CPU.
         os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
-    # torch >= 2.6 loads checkpoints weights-only, which rejects the mmengine objects (message
-    # hub, history buffers) in every mmengine checkpoint; resume and load_from need the full load.
-    # Only our own work dir and checkpoints/ are loaded this way.
-    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    # Checkpoints (load_from, resume, the trained model) are loaded weights-only, with the few
+    # mmengine/numpy types they hold allowed: loading one never runs code (mmloop/core/checkpoint.py).
+    allow_checkpoint_types()
     return "cuda" if has_cuda else "cpu"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 from mmloop.core.stage import PARAMS_FILE, StageError, load_params
@@ -25,6 +25,8 @@ class Paths:
     export_report: Path
     deployed: Path
     deploy_metrics: Path
+    # The `check` stage's marker (root pipeline only, so a pipeline's own paths table may omit it).
+    checked: Path = Path("work/check.json")
 
     def deployed_dir(self, target: str) -> Path:
         """deploy/<target>/: one deployed model, a folder a device takes as it is."""
@@ -42,8 +44,9 @@ class Paths:
 def load_paths(params_file: Path = PARAMS_FILE) -> Paths:
     """params.yaml `paths`, every key present (dvc.yaml would fail on a missing one too)."""
     table = load_params("paths", params_file)
-    names = [field.name for field in fields(Paths)]
+    names = [field.name for field in fields(Paths) if field.default is MISSING]
     missing = [name for name in names if not isinstance(table.get(name), str)]
     if missing:
         raise StageError(f"{params_file}: paths.{missing[0]} is missing; restore the paths section from git")
-    return Paths(**{name: Path(table[name]) for name in names})
+    optional = [field.name for field in fields(Paths) if field.default is not MISSING and field.name in table]
+    return Paths(**{name: Path(table[name]) for name in names + optional})

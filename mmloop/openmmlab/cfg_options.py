@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from mmloop.core.checkpoint import check_load_from
 from mmloop.core.determinism import host_params
 from mmloop.core.stage import StageError, check_number
 from mmloop.models import family_of
@@ -45,12 +46,7 @@ def check_params(model: dict[str, Any], train: dict[str, Any], cfg: Any, class_c
                 f"params.yaml: model.classes has '{name}', but the train split has no '{name}' "
                 f"objects (it has: {present}); remove it from model.classes"
             )
-    load_from = model.get("load_from")
-    if load_from and not Path(load_from).is_file():
-        raise StageError(
-            f"params.yaml: model.load_from '{load_from}' not found; run `dvc pull checkpoints.dvc` "
-            f"or set model.load_from: null to train from scratch"
-        )
+    check_load_from(model.get("load_from"))
 
 
 def find(node: Any, match: Callable[[Any], bool], path: KeyPath = ()) -> Iterator[KeyPath]:

@@ -42,7 +42,8 @@ def load_config(name: str) -> Any:
 
 
 def require_trained_model(paths: Paths, info_file: Path, split: str) -> None:
-    """The model `train` wrote and the split's info file `prepare` wrote, or one line on what to run."""
+    """The model `train` wrote (a readable checkpoint) and the split's info file `prepare` wrote, or
+    one line on what to run."""
     for path, fix in (
         (paths.model, "run `dvc repro train`"),
         (paths.model_config, "run `dvc repro train`"),
@@ -50,3 +51,6 @@ def require_trained_model(paths: Paths, info_file: Path, split: str) -> None:
     ):
         if not path.is_file():
             raise StageError(f"{path}: not found; {fix}")
+    from mmloop.core.checkpoint import read_checkpoint
+
+    read_checkpoint(paths.model, "paths.model")  # readable, weights-only, before any model is built

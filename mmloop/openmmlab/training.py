@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from mmloop.core.stage import built_whole, written_whole
+from mmloop.core.stage import StageError, built_whole, written_whole
 
 
 def run_id(config_text: str, prepared: Path, load_from: str | None, host: str) -> str:
@@ -32,7 +32,10 @@ def runner_settings(cfg: Any, work_dir: Path, load_from: str | None, log_interva
     # mmengine resumes from `load_from` when both are set: warm-start only on a fresh run.
     cfg.resume = resume
     cfg.load_from = None if resume else load_from
-    cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=1, max_keep_ckpts=1)
+    # Two kept: mmengine removes the oldest checkpoint *before* it writes the new one, so with one
+    # kept a kill during that write leaves last_checkpoint naming a deleted file and nothing to
+    # resume from; with two, it names the previous epoch's, which is whole.
+    cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=1, max_keep_ckpts=2)
     # Every metric against the iteration (val mAP included), averaged over the logging interval.
     cfg.default_hooks.logger = dict(type="LoggerHook", interval=log_interval, log_metric_by_epoch=False)
     cfg.log_processor = dict(type="LogProcessor", window_size=log_interval, by_epoch=True)
@@ -40,6 +43,28 @@ def runner_settings(cfg: Any, work_dir: Path, load_from: str | None, log_interva
         dict(type="LocalVisBackend"),
         dict(type="MmloopDVCLiveVisBackend", save_dir=str(work_dir / "dvclive"), resume=resume),
     ]
+
+
+def check_start_weights(cfg: Any, classes: list[str]) -> None:
+    """The checkpoint the Runner will load, read weights-only and checked before it builds anything:
+    the run's last epoch when resuming, else `model.load_from` against the model it warm-starts."""
+    from mmloop.core.checkpoint import check_warm_start, read_checkpoint
+
+    work_dir = Path(cfg.work_dir)
+    if cfg.resume:
+        last = Path((work_dir / "last_checkpoint").read_text().strip())
+        try:
+            read_checkpoint(last, f"{work_dir / 'last_checkpoint'}")
+        except StageError as error:
+            raise StageError(f"{error}; or delete {work_dir} to start this run over") from None
+    elif cfg.load_from:
+        from mmdet3d.registry import MODELS
+        from mmdet3d.utils import register_all_modules
+
+        checkpoint = read_checkpoint(cfg.load_from, "model.load_from")
+        register_all_modules()
+        model_state = MODELS.build(cfg.model).state_dict()
+        check_warm_start(checkpoint, cfg.load_from, "model.load_from", model_state, classes)
 
 
 def resume_note(work_dir: Path, epochs: int) -> str:

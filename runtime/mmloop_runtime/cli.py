@@ -100,6 +100,9 @@ def detections_json(
         "frame_of_reference": "lidar",
         "box_layout": ["x", "y", "z_bottom", "dx", "dy", "dz", "yaw"],
         "timings_ms": {step: round(ms, 3) for step, ms in detector.timings.items()},
+        # Points with a NaN or infinite field, dropped before voxelizing (drivers write NaN for
+        # beams with no return).
+        "non_finite_points_dropped": detector.dropped_points,
         "detections": [
             {
                 "label": detector.class_names[label],
@@ -171,6 +174,7 @@ def formats_for(requested: str | None, calib: Path | None) -> tuple[str, ...]:
 
 
 def predict_command(args: argparse.Namespace) -> int:
+    from mmloop_runtime.clouds import drop_non_finite
     from mmloop_runtime.detector import Detector
     from mmloop_runtime.kitti import check_cloud_file, label_lines, read_calib, read_cloud
 
@@ -197,12 +201,16 @@ def predict_command(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     progress = Progress(len(clouds))
+    dropped: dict[str, int] = {}
     for cloud in clouds:
         frame = cloud.stem
         points = read_cloud(cloud, features)
         start = time.perf_counter()
         boxes, scores, labels = detector.predict(points)
         elapsed = 1000 * (time.perf_counter() - start)
+        if detector.dropped_points:
+            dropped[frame] = detector.dropped_points
+            points = drop_non_finite(points)[0]  # the picture draws what the network saw
         if "json" in formats:
             (args.out / f"{frame}.json").write_text(json_text(detections_json(frame, detector, boxes, scores, labels)))
         if "kitti" in formats:
@@ -225,6 +233,14 @@ def predict_command(args: argparse.Namespace) -> int:
         if args.render:
             render_frame(args, detector, frame, points, (boxes, scores, labels), calib_source, labels_source, images)
         progress.step(f"{frame}: {len(boxes)} boxes, {elapsed:.1f} ms")
+    if dropped:
+        first = next(iter(dropped))
+        print(
+            f"mmloop_runtime: warning: dropped {sum(dropped.values())} point(s) with NaN or infinite fields "
+            f"in {len(dropped)} of {len(clouds)} frame(s) before voxelizing (first: {first}, {dropped[first]} "
+            f"points; counts per frame in the JSON's non_finite_points_dropped); check the driver's no-return value",
+            file=sys.stderr,
+        )
     return 0
 
 

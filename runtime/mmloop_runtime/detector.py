@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mmloop_runtime.backends import open_network
+from mmloop_runtime.clouds import drop_non_finite
 from mmloop_runtime.head import Detections, empty_detections, predict
 from mmloop_runtime.manifest import load_manifest
 from mmloop_runtime.voxelize import voxelize
@@ -19,7 +20,8 @@ class Detector:
     """A deployed model folder (deploy/<target>/ or deploy/onnx/): its manifest and its network.
 
     `timings` holds the last frame's milliseconds per step (voxelize, network, decode), for
-    profiling an inference node without a profiler.
+    profiling an inference node without a profiler; `dropped_points` how many of its points had a
+    NaN or infinite field and were dropped before voxelizing (never fed to the network).
     """
 
     def __init__(self, model_dir: str | Path, threads: int = 0) -> None:
@@ -28,6 +30,7 @@ class Detector:
         self.network = open_network(self.model_dir, self.manifest.outputs, threads)
         self.class_names = self.manifest.class_names
         self.timings: dict[str, float] = dict.fromkeys(STEPS, 0.0)
+        self.dropped_points = 0
 
     def check_cloud(self, points: np.ndarray, source: str = "points") -> np.ndarray:
         features = self.manifest.voxelizer.point_features
@@ -46,6 +49,9 @@ class Detector:
         labels (K,, indices into `class_names`) for one frame's (N, 4+) cloud."""
         points = self.check_cloud(points)
         start = time.perf_counter()
+        # A NaN coordinate fails every range comparison and would be dropped by the range filter,
+        # but a NaN or inf intensity inside the range reaches the pillar encoder and changes boxes.
+        points, self.dropped_points = drop_non_finite(points[:, : self.manifest.voxelizer.point_features])
         voxels = voxelize(points, self.manifest.voxelizer)
         voxelized = time.perf_counter()
         if len(voxels.num_points) == 0:  # every point outside the range: the graph needs >= 1 voxel

@@ -48,6 +48,10 @@ class KittiFileError(ValueError):
         super().__init__(f"{self.path}:{line}: {problem}" if line else f"{self.path}: {problem}")
 
 
+class UndecodableTextError(KittiFileError):
+    """A text file (label, calib, split) that is not UTF-8."""
+
+
 def check_cloud_file(path: str | Path, features: int = 4) -> None:
     """A missing, wrong-size or empty ``.bin`` fails here, from its size alone: the CLI checks every
     cloud this way before running the first one, and mmloop's ``validate`` stage every frame."""
@@ -71,6 +75,23 @@ def read_cloud(path: str | Path, features: int = 4) -> np.ndarray:
     """A KITTI velodyne ``.bin`` as float32 (N, features): x, y, z, intensity for the usual 4."""
     check_cloud_file(path, features)
     return np.fromfile(path, dtype=np.float32).reshape(-1, features)
+
+
+def read_text(path: str | Path) -> str:
+    """A KITTI text file (label_2, calib, ImageSets) as UTF-8 (ASCII in practice), or a
+    ``KittiFileError`` naming the file and the first undecodable byte instead of a traceback."""
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise UndecodableTextError(
+            path,
+            line,
+            f"not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); "
+            "is it a binary file or another encoding? re-export it as plain ASCII",
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -111,7 +132,7 @@ def read_calib_matrices(
     file a looser reader accepts can still be misread there, so mmloop's ``validate`` refuses it.
     """
     path = Path(path)
-    lines = path.read_text(errors="replace").splitlines()
+    lines = read_text(path).splitlines()
     by_key = {}
     for number, text in enumerate(lines, start=1):
         key, colon, rest = text.partition(":")
@@ -218,7 +239,7 @@ def read_label_boxes(path: str | Path, class_names: Sequence[str]) -> tuple[np.n
     among them, are left out, as mmdet3d leaves them out of its evaluation)."""
     path = Path(path)
     boxes, labels = [], []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         fields = line.split()
         if not fields or fields[0] not in class_names:
             continue

@@ -105,9 +105,16 @@ def load_manifest(model_dir: str | Path) -> Manifest:
             f"mmloop's export/deploy stages (rerun `dvc repro export`)"
         )
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte at offset {error.start}); the file is damaged, rerun `dvc repro export` "
+            "or fetch the model folder again"
+        ) from None
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error}); rerun `dvc repro export`") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a JSON {type(data).__name__}, not the manifest's object; rerun `dvc repro export`")
     if data.get("format") != FORMAT:
         raise ValueError(
             f"{path}: format {data.get('format')!r}, this runtime reads {FORMAT!r}; "

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import kitti  # its label_lines helpers: KittiMetric's image and range filter
-from .kitti import KITTI_PCD_LIMIT_RANGE, Calib, camera_to_lidar, lidar_to_camera
+from .kitti import KITTI_PCD_LIMIT_RANGE, Calib, camera_to_lidar, lidar_to_camera, read_text
 from .nms import rotated_iou
 
 #: KITTI's official ("strict") IoU thresholds; a class KITTI does not know gets 0.5.
@@ -168,7 +168,7 @@ def kitti_truth(
 def read_label_truth(path: str | Path, calib: Calib, class_names: Sequence[str]) -> Truth:
     """``kitti_truth`` of a KITTI ``label_2/*.txt``."""
     path = Path(path)
-    fields = [(number, line.split()) for number, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    fields = [(number, line.split()) for number, line in enumerate(read_text(path).splitlines(), 1) if line.strip()]
     for number, row in fields:
         if len(row) < 15:
             raise ValueError(f"{path}:{number}: {len(row)} fields, a KITTI label line has 15; fix the label file")

@@ -362,3 +362,26 @@ def test_label_boxes_are_the_ground_truth_mmdet3d_reads(kitti_real: Path, tmp_pa
     short.write_text("Car 0.00 0 1.96 280.38 185.10\n")
     with pytest.raises(ValueError, match=r"000004.txt:1: 6 fields, a KITTI label line has 15; fix the label file"):
         kitti.read_label_boxes(short, ["Car"])
+
+
+def test_non_finite_rows_match_numpy_isfinite(tmp_path: Path) -> None:
+    """The bit test finds exactly the rows numpy calls non-finite (NaN, +-inf; not huge or tiny
+    finite values), and a cloud holding them fails check_finite_cloud in one line."""
+    from mmloop_runtime.clouds import NonFiniteCloudError, check_finite_cloud, drop_non_finite, non_finite_rows
+
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(1000, 4)).astype(np.float32)
+    special = [np.nan, np.inf, -np.inf, np.float32(3.4e38), np.float32(1e-45), -0.0]
+    rows = rng.choice(1000, size=60, replace=False)
+    for index, row in enumerate(rows):
+        points[row, index % 4] = special[index % len(special)]
+    assert (non_finite_rows(points) == ~np.isfinite(points).all(axis=1)).all()
+    kept, dropped = drop_non_finite(points)
+    assert dropped == 30 and np.isfinite(kept).all() and len(kept) == 970
+    cloud = tmp_path / "000001.bin"
+    points.tofile(cloud)
+    first = int(np.flatnonzero(~np.isfinite(points).all(axis=1))[0])
+    with pytest.raises(
+        NonFiniteCloudError, match=rf"000001.bin: 30 point\(s\) with NaN or infinite fields \(first: point {first}\)"
+    ):
+        check_finite_cloud(cloud)

@@ -147,10 +147,11 @@ def test_counts_equal_mmdet3d_kitti_eval_on_the_committed_model(kitti_real: Path
     """The model `dvc pull` brings (trained on the synthetic sample) on the real frames: mostly false
     positives, some misses, boxes KITTI ignores, a true positive."""
     config, weights = committed_output("models/model.py", tmp_path), committed_output("models/model.pth", tmp_path)
-    import os
-
-    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # an mmengine checkpoint, as the stages load it
     from mmdet3d.apis import inference_detector, init_model
+
+    from mmloop.core.checkpoint import allow_checkpoint_types
+
+    allow_checkpoint_types()  # weights-only, as the stages load it
 
     model = init_model(str(config), str(weights), device="cpu")
     seen = np.zeros(5, int)

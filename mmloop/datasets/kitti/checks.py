@@ -1,7 +1,8 @@
 """The checks `validate` runs on a KITTI-layout dataset, before any compute touches it.
 
 Every problem is grouped by kind; the stage prints one line per kind (the first file and line at
-fault, how many more, and the fix). Clouds are checked by size and calibration as strictly as
+fault, how many more, and the fix). Clouds are checked by size and read whole for NaN/inf fields
+(one vectorized pass over the bytes; docs/pipeline.md has its cost), calibration as strictly as
 mmdet3d's converter reads it, through the runtime's reader (files.py).
 """
 
@@ -13,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from mmloop.datasets.kitti import files as kitti
-from mmloop_runtime.kitti import check_cloud_file
+from mmloop_runtime.clouds import NonFiniteCloudError, check_finite_cloud
+from mmloop_runtime.kitti import UndecodableTextError
 
 PROGRESS_EVERY = 1000
 
@@ -24,6 +26,8 @@ FIXES = {
     "empty-split": "list at least one frame id in the split file",
     "missing-file": "every frame needs its cloud, calib, label and image; restore the file or drop the frame from the splits",
     "corrupt-cloud": "re-export the cloud as float32 x, y, z, intensity (16 bytes per point)",
+    "non-finite-points": "drop points with NaN/inf fields (drivers write NaN for no-return beams) and re-export the cloud",
+    "undecodable-text": "KITTI text files are plain ASCII: re-export or restore the file",
     "bad-calib": "write the 7 KITTI calib lines P0..P3, R0_rect, Tr_velo_to_cam, Tr_imu_to_velo in that order",
     "bad-label": "fix the label line: 15 single-space-separated fields, known class, positive h w l",
     "dontcare-order": "move DontCare lines after all object lines (mmdet3d's converter assumes they come last)",
@@ -104,7 +108,11 @@ def check_layout(report: DatasetReport, split_names: list[str]) -> bool:
         if not split_file.is_file():
             report.add("missing-split", split_file, 0, "split file not found")
             continue
-        report.splits[name] = kitti.read_split(split_file)
+        try:
+            report.splits[name] = kitti.read_split(split_file)
+        except kitti.KittiFileError as error:
+            report.add("undecodable-text", error.path, error.line, error.problem)
+            continue
         if not report.splits[name]:
             report.add("empty-split", split_file, 0, "split lists no frames")
     return not report.problems
@@ -147,7 +155,7 @@ def check_splits(report: DatasetReport) -> list[str]:
 
 
 def check_frame(report: DatasetReport, frame_id: str, known_classes: tuple[str, ...]) -> None:
-    """One frame's four files. Clouds are checked by size only, so this stays cheap on full KITTI."""
+    """One frame's four files. Clouds are read once, for their size and their values."""
     root = report.root
     missing = [kitti.frame_path(root, folder, frame_id) for folder in kitti.FRAME_FILES]
     missing = [path for path in missing if not path.is_file()]
@@ -158,21 +166,22 @@ def check_frame(report: DatasetReport, frame_id: str, known_classes: tuple[str, 
 
     cloud = kitti.frame_path(root, "velodyne", frame_id)
     try:
-        check_cloud_file(cloud, kitti.POINT_FEATURES)
+        check_finite_cloud(cloud, kitti.POINT_FEATURES)
         report.points_per_frame[frame_id] = cloud.stat().st_size // kitti.POINT_BYTES
     except kitti.KittiFileError as error:
-        report.add("corrupt-cloud", error.path, error.line, error.problem)
+        kind = "non-finite-points" if isinstance(error, NonFiniteCloudError) else "corrupt-cloud"
+        report.add(kind, error.path, error.line, error.problem)
 
     try:
         kitti.read_calib(kitti.frame_path(root, "calib", frame_id))
     except kitti.KittiFileError as error:
-        report.add("bad-calib", error.path, error.line, error.problem)
+        report.add(_text_kind(error, "bad-calib"), error.path, error.line, error.problem)
 
     label_file = kitti.frame_path(root, "label_2", frame_id)
     try:
         labels = kitti.read_labels(label_file, known_classes)
     except kitti.KittiFileError as error:
-        report.add("bad-label", error.path, error.line, error.problem)
+        report.add(_text_kind(error, "bad-label"), error.path, error.line, error.problem)
         return
     names = [label.type for label in labels]
     if "DontCare" in names:
@@ -188,6 +197,10 @@ def check_frame(report: DatasetReport, frame_id: str, known_classes: tuple[str, 
     objects = [name for name in names if name != "DontCare"]
     report.objects.update(objects)
     report.boxes_per_frame[frame_id] = len(objects)
+
+
+def _text_kind(error: kitti.KittiFileError, kind: str) -> str:
+    return "undecodable-text" if isinstance(error, UndecodableTextError) else kind
 
 
 def validate_dataset(root: Path, split_names: list[str], known_classes: tuple[str, ...]) -> DatasetReport:

@@ -23,6 +23,7 @@ from mmloop.core.stage import StageError, built_whole
 from mmloop.datasets.kitti import INFO_PREFIX
 from mmloop.datasets.kitti import files as kitti
 from mmloop.openmmlab.tools import import_tool
+from mmloop_runtime.clouds import check_finite_cloud
 
 #: Files that must travel with anything derived from a dataset (the KITTI fixtures' CC BY-NC-SA).
 LICENCE_FILES = ("NOTICE.md", "NOTICE", "LICENSE", "LICENSE.md", "LICENCE", "README.md")
@@ -85,7 +86,10 @@ def frame_numbers(root: Path, split: str) -> list[int]:
     split_file = root / "ImageSets" / f"{split}.txt"
     if not split_file.is_file():
         raise StageError(f"{split_file}: not found; add it or remove '{split}' from data.splits in params.yaml")
-    ids = kitti.read_split(split_file)
+    try:
+        ids = kitti.read_split(split_file)
+    except kitti.KittiFileError as error:
+        raise StageError(str(error)) from None
     if not ids:
         raise StageError(f"{split_file}: lists no frames; mmdet3d's converter cannot prepare an empty split")
     bad = [frame_id for frame_id in ids if not kitti.is_frame_id(frame_id)]
@@ -96,11 +100,24 @@ def frame_numbers(root: Path, split: str) -> list[int]:
     return [int(frame_id) for frame_id in ids]
 
 
+def check_clouds(root: Path, frames: dict[str, list[int]]) -> None:
+    """Every cloud's values finite: mmdet3d's converters would copy NaN/inf points into the
+    reduced clouds and the GT database (validate reports them too; this holds when prepare runs
+    on its own)."""
+    for ids in frames.values():
+        for frame_id in ids:
+            try:
+                check_finite_cloud(kitti.frame_path(root, "velodyne", f"{frame_id:06d}"), kitti.POINT_FEATURES)
+            except kitti.KittiFileError as error:
+                raise StageError(f"{error}; `dvc repro validate` lists every frame at fault") from None
+
+
 def prepare_dataset(root: Path, splits: list[str], out: Path) -> dict[str, Any]:
     """Build the out folder beside the old one and swap it in only when everything succeeded."""
     frames = {split: frame_numbers(root, split) for split in splits}  # all checks before any work
     if "train" not in frames:
         raise StageError("data.splits in params.yaml must include 'train' (the GT database is made from it)")
+    check_clouds(root, frames)
     with built_whole(out) as building:
         (building / "training" / "velodyne_reduced").mkdir(parents=True)
         with tempfile.TemporaryDirectory() as scratch:

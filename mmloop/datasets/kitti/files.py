@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmloop_runtime.kitti import CALIB_SHAPES, KittiFileError, read_calib_matrices
+from mmloop_runtime.kitti import CALIB_SHAPES, KittiFileError, read_calib_matrices, read_text
 from mmloop_runtime.kitti import read_cloud as read_runtime_cloud
 
 #: Classes of the KITTI object benchmark, as they appear in `label_2` files.
@@ -176,7 +176,7 @@ def parse_label_line(text: str, path: Path, number: int, known_classes: tuple[st
 
 def read_labels(path: Path, known_classes: tuple[str, ...] = KITTI_CLASSES) -> list[Label]:
     """All objects of a `label_2/*.txt` file (an empty file is a frame with no objects)."""
-    lines = Path(path).read_text().splitlines()
+    lines = read_text(path).splitlines()
     return [parse_label_line(text, path, number, known_classes) for number, text in enumerate(lines, start=1)]
 
 
@@ -191,7 +191,7 @@ def is_frame_id(text: str) -> bool:
 
 def read_split(path: Path) -> list[str]:
     """Frame ids listed in an `ImageSets/<split>.txt` file, one per line."""
-    return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    return [line.strip() for line in read_text(path).splitlines() if line.strip()]
 
 
 def write_split(path: Path, frame_ids: list[str]) -> None:

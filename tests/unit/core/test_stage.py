@@ -107,3 +107,63 @@ def test_device_param_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(StageError, match=r"params.yaml: device is 'cuda' but torch sees no GPU"):
         select_device("cuda")
+
+
+def test_a_killed_runs_leftovers_go_at_the_next_write(tmp_path: Path) -> None:
+    """`.<name>.building-<pid>-*` and `.<name>.tmp-<pid>-*` of a dead process (or of the format
+    without a pid) are removed when the output is next written; a live process's are kept."""
+    import os
+    import subprocess
+
+    dead = subprocess.Popen(["true"])  # its pid is free once it has been waited for
+    dead.wait()
+    folder = tmp_path / "prepared"
+    for name in (
+        f".prepared.building-{dead.pid}-abc",
+        ".prepared.building-k2j4h1",
+        f".prepared.building-{os.getppid()}-x",
+    ):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "half.pkl").write_text("half")
+    (tmp_path / f".report.json.tmp-{dead.pid}-q").write_text("half")
+    with built_whole(folder) as building:
+        (building / "a.pkl").write_text("whole")
+    write_json(tmp_path / "report.json", {"ok": True})
+    left = sorted(path.name for path in tmp_path.iterdir())
+    assert left == [f".prepared.building-{os.getppid()}-x", "prepared", "report.json"]
+
+
+def test_a_full_or_read_only_disk_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    report = tmp_path / "data.json"
+    write_json(report, {"frames": 8})
+
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(StageError) as error:
+        write_json(report, {"frames": 9})
+    assert str(error.value) == (
+        f"{report}: cannot write it (No space left on device); no space left on that disk: free some "
+        "(or point params.yaml paths.* elsewhere) and rerun; the previous output is kept"
+    )
+    assert json.loads(report.read_text()) == {"frames": 8}
+    with pytest.raises(FileNotFoundError), built_whole(tmp_path / "out"):  # not a disk problem: as it is
+        raise FileNotFoundError(errno.ENOENT, "no such input", "in.bin")
+
+
+def test_params_yaml_that_does_not_parse_is_one_line(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("data:\n  format: kitti: x\n")
+    with pytest.raises(StageError) as error:
+        load_params("data", params)
+    assert str(error.value).startswith(f"{params}:2:16: YAML syntax error (mapping values are not allowed here); fix")
+    params.write_bytes(b"data: {format: kitti}\n# \xff\n")
+    with pytest.raises(StageError, match=r"params.yaml: not UTF-8 text \(byte at offset 24\); restore it from git"):
+        load_params("data", params)
+    params.write_text("- a list\n")
+    with pytest.raises(StageError, match=r"params.yaml: a YAML list, not a mapping of sections"):
+        load_params("data", params)
