@@ -88,7 +88,19 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:  # another user's live process
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A killed process that nobody has reaped yet. Where PID 1 does not reap orphans (many
+    containers, CI among them), a stage killed under `dvc repro` stays a zombie, which signal 0
+    still reaches, so its leftovers would be kept for ever."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS) or the process has just gone
+        return False
+    # The state follows the command name in parentheses, which may itself hold spaces or ')'.
+    return stat[stat.rfind(")") + 2 :][:1] in {"Z", "X"}
 
 
 def remove_stale(path: Path, marker: str) -> None:

@@ -4,6 +4,7 @@ the device param, each with its one-line error."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,25 @@ def test_a_killed_runs_leftovers_go_at_the_next_write(tmp_path: Path) -> None:
     write_json(tmp_path / "report.json", {"ok": True})
     left = sorted(path.name for path in tmp_path.iterdir())
     assert left == [f".prepared.building-{os.getppid()}-x", "prepared", "report.json"]
+
+
+def test_a_killed_process_nobody_reaped_counts_as_gone(tmp_path: Path) -> None:
+    """Where PID 1 reaps no orphans (containers, CI), a stage killed under `dvc repro` stays a
+    zombie that signal 0 still reaches: its half-built folder must go all the same."""
+    import subprocess
+
+    zombie = subprocess.Popen(["true"])  # not waited for until the end: a zombie meanwhile
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{zombie.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the child did not exit"
+        time.sleep(0.01)
+    try:
+        (tmp_path / f".prepared.building-{zombie.pid}-abc").mkdir()
+        with built_whole(tmp_path / "prepared") as building:
+            (building / "a.pkl").write_text("whole")
+        assert sorted(path.name for path in tmp_path.iterdir()) == ["prepared"]
+    finally:
+        zombie.wait()
 
 
 def test_a_full_or_read_only_disk_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
