@@ -81,26 +81,36 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
 
 
-def _pid_alive(pid: int) -> bool:
+def _writer_alive(pid: int, leftover: Path) -> bool:
+    """Whether process `pid` may still be writing `leftover`: it exists, is not a zombie, and is
+    not a newer process that was given the killed writer's pid."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's live process
         return True
-    return not _zombie(pid)
+    state, started = _process_state(pid)
+    if state in {"Z", "X"}:
+        # Killed but not reaped: where PID 1 reaps no orphans (many containers, CI among them), a
+        # stage killed under `dvc repro` stays a zombie, which signal 0 still reaches.
+        return False
+    return started is None or started <= leftover.lstat().st_mtime + 1
 
 
-def _zombie(pid: int) -> bool:
-    """A killed process that nobody has reaped yet. Where PID 1 does not reap orphans (many
-    containers, CI among them), a stage killed under `dvc repro` stays a zombie, which signal 0
-    still reaches, so its leftovers would be kept for ever."""
+def _process_state(pid: int) -> tuple[str | None, float | None]:
+    """A process's state letter and start time (seconds since the epoch), from /proc (None where
+    there is no /proc, as on macOS, or the process has just gone)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:  # no /proc (macOS) or the process has just gone
-        return False
-    # The state follows the command name in parentheses, which may itself hold spaces or ')'.
-    return stat[stat.rfind(")") + 2 :][:1] in {"Z", "X"}
+        boot = next(
+            float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime ")
+        )
+    except (OSError, StopIteration, ValueError):
+        return None, None
+    # The fields follow the command name in parentheses, which may itself hold spaces or ')'.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return fields[0], boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
 def remove_stale(path: Path, marker: str) -> None:
@@ -108,7 +118,7 @@ def remove_stale(path: Path, marker: str) -> None:
     process is gone: what a `kill -9` (or a lost machine) left. A live process's are kept."""
     for leftover in path.parent.glob(f".{path.name}.{marker}-*"):
         pid = leftover.name[len(f".{path.name}.{marker}-") :].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and _writer_alive(int(pid), leftover):
             continue
         if leftover.is_dir() and not leftover.is_symlink():
             shutil.rmtree(leftover, ignore_errors=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -261,6 +263,32 @@ def test_exp_show_has_the_deploy_columns(clone: Path) -> None:
         assert {"latency_ratio", "runtime_latency_ratio"} <= set(latency)
 
 
+@contextmanager
+def experiment_then_restore(clone: Path, added_targets: tuple[str, ...]) -> Iterator[None]:
+    """The block runs `dvc exp run -S deploy.targets=[...]` in the clone; afterwards the clone is as
+    it was: the files the experiment rewrites (kept as this clone has them: its dvc.lock may differ
+    from HEAD's), the added targets' folders and reports gone, and what DVC took out of the
+    workspace for a dropped target back (its folder from the cache, its reports from git)."""
+    before = tree_md5(clone / PATHS.deployed)
+    kept = {name: (clone / name).read_bytes() for name in ("params.yaml", "dvc.lock", f"{PATHS.deployed}/.gitignore")}
+    try:
+        yield
+    finally:
+        sh(["git", "reset", "-q"], clone)  # dvc exp run leaves what it changed staged
+        for name, content in kept.items():
+            (clone / name).write_bytes(content)
+        for target in added_targets:
+            shutil.rmtree(clone / PATHS.deployed_dir(target), ignore_errors=True)
+            for report_file in (PATHS.deploy_report(target), PATHS.latency_report(target)):
+                (clone / report_file).unlink(missing_ok=True)
+        deleted = sh(["git", "ls-files", "--deleted"], clone).split()
+        if deleted:
+            sh(["git", "checkout", "--", *deleted], clone)
+        sh([*DVC, "checkout"], clone)
+    assert tree_md5(clone / PATHS.deployed) == before
+    assert "Data and pipelines are up to date." in sh([*DVC, "status"], clone)
+
+
 def test_tensorrt_target_on_a_cpu_host_fails_alone_and_loses_nothing(clone: Path) -> None:
     """`dvc exp run -S 'deploy.targets=[onnxruntime-fp32,tensorrt-fp16]'` here: only the TensorRT stage
     fails, with its one-line message; what was built stays built. (DVC takes the dropped int8
@@ -268,7 +296,7 @@ def test_tensorrt_target_on_a_cpu_host_fails_alone_and_loses_nothing(clone: Path
     brings back, and its metrics files where git has them as they are, which `git checkout` does.)"""
     before = tree_md5(clone / PATHS.deployed)
     lock_before = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]
-    try:
+    with experiment_then_restore(clone, ("tensorrt-fp16",)):
         result = run_in(clone, [*DVC, "exp", "run", "-S", "deploy.targets=[onnxruntime-fp32,tensorrt-fp16]"])
         out = result.stdout + result.stderr
         assert result.returncode != 0, out[-3000:]
@@ -283,27 +311,18 @@ def test_tensorrt_target_on_a_cpu_host_fails_alone_and_loses_nothing(clone: Path
         assert tree_md5(clone / PATHS.deployed) == kept
         assert not (clone / PATHS.deployed_dir("tensorrt-fp16")).exists()
         assert yaml.safe_load((clone / "dvc.lock").read_text())["stages"] == lock_before
-    finally:
-        sh(["git", "checkout", "params.yaml"], clone)
-    deleted = sh(["git", "ls-files", "--deleted"], clone).split()
-    assert set(deleted) <= {str(PATHS.deploy_report("onnxruntime-int8")), str(PATHS.latency_report("onnxruntime-int8"))}
-    if deleted:
-        sh(["git", "checkout", "--", *deleted], clone)
-    sh([*DVC, "checkout"], clone)
-    assert tree_md5(clone / PATHS.deployed) == before
-    assert "Data and pipelines are up to date." in sh([*DVC, "status"], clone)
+        deleted = sh(["git", "ls-files", "--deleted"], clone).split()
+        int8_reports = {str(PATHS.deploy_report("onnxruntime-int8")), str(PATHS.latency_report("onnxruntime-int8"))}
+        assert set(deleted) <= int8_reports
 
 
 def test_openvino_targets_build_and_pass_the_gates(clone: Path) -> None:
     """`dvc exp run -S 'deploy.targets=[...,openvino-fp32,openvino-int8]'` here: the ONNX Runtime
     stages are skipped, the OpenVINO ones build their IR and pass the same gates (and the runtime's
     box-for-box check through OpenVINO); afterwards the clone is as it was."""
-    before = tree_md5(clone / PATHS.deployed)
     openvino = ("openvino-fp32", "openvino-int8")
     targets = ",".join((*DEPLOY_TARGETS, *openvino))
-    # what the experiment changes, as this clone has it now (its dvc.lock may differ from HEAD's)
-    kept = {name: (clone / name).read_bytes() for name in ("params.yaml", "dvc.lock", f"{PATHS.deployed}/.gitignore")}
-    try:
+    with experiment_then_restore(clone, openvino):
         out = sh([*DVC, "exp", "run", "-S", f"deploy.targets=[{targets}]"], clone)
         for target in DEPLOY_TARGETS:
             assert f"Stage 'deploy@{target}' didn't change, skipping" in out
@@ -321,16 +340,6 @@ def test_openvino_targets_build_and_pass_the_gates(clone: Path) -> None:
         assert (clone / PATHS.deployed_dir("openvino-int8") / "end2end.bin").stat().st_size < (
             clone / PATHS.deployed_dir("openvino-fp32") / "end2end.bin"
         ).stat().st_size
-    finally:
-        sh(["git", "reset", "-q"], clone)  # dvc exp run leaves what it changed staged
-        for name, content in kept.items():
-            (clone / name).write_bytes(content)
-        for target in openvino:
-            shutil.rmtree(clone / PATHS.deployed_dir(target), ignore_errors=True)
-            for report_file in (PATHS.deploy_report(target), PATHS.latency_report(target)):
-                (clone / report_file).unlink(missing_ok=True)
-    assert tree_md5(clone / PATHS.deployed) == before
-    assert "Data and pipelines are up to date." in sh([*DVC, "status"], clone)
 
 
 def test_bad_profile_and_parity_gate_fail_in_one_line(clone: Path) -> None:

@@ -153,6 +153,18 @@ def test_a_killed_process_nobody_reaped_counts_as_gone(tmp_path: Path) -> None:
         zombie.wait()
 
 
+def test_a_live_process_that_started_after_the_leftover_is_not_its_writer(tmp_path: Path) -> None:
+    """The killed writer's pid given to a newer process: the leftover is older than that process."""
+    import os
+
+    leftover = tmp_path / f".prepared.building-{os.getppid()}-x"
+    leftover.mkdir()
+    os.utime(leftover, (1_000_000_000, 1_000_000_000))  # 2001: before any process here started
+    with built_whole(tmp_path / "prepared") as building:
+        (building / "a.pkl").write_text("whole")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["prepared"]
+
+
 def test_a_full_or_read_only_disk_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
     import os
