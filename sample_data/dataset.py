@@ -24,7 +24,8 @@ from mmloop.datasets.kitti.files import (
     write_split,
 )
 from sample_data.calib import make_calib
-from sample_data.labels import make_label, occlusion_level, render_image
+from sample_data.camera import render_camera
+from sample_data.labels import make_label, occlusion_level
 from sample_data.raycast import sweep
 from sample_data.scene import footprint, object_blocks, place_objects, sample_street, solids_in_range, street_structure
 from sample_data.world import IMAGE_HEIGHT, IMAGE_WIDTH, KERB_HEIGHT, NEAR_PLANE
@@ -66,7 +67,9 @@ def generate_frame(seed: int, index: int, calib: Calib) -> Frame:
         if label_box_mask(own_points, label, calib).any():
             labels.append(label)
     labels.sort(key=lambda label: label.location[2])
-    return Frame(cloud=scan.cloud.astype(np.float32), labels=labels, image=render_image(labels, calib))
+    # Last, and from streams of its own: the image never moves the cloud's or the labels' draws.
+    image = render_camera(seed, index, street, structure, objects, calib)
+    return Frame(cloud=scan.cloud.astype(np.float32), labels=labels, image=image)
 
 
 def split_frames(frame_ids: list[str], seed: int, val_fraction: float) -> tuple[list[str], list[str]]:
