@@ -57,6 +57,9 @@ class View:
 
     centre: np.ndarray  # (3,)
     rays: np.ndarray  # (H, W, 3): a pixel sees centre + depth * ray
+    basis: np.ndarray  # (3, 3): the ray of pixel (u, v) is (u, v, 1) @ basis
+    sky: np.ndarray  # (H, W): 0 at the horizon to 1 high up, for the sky's gradient
+    ground: np.ndarray  # (H, W): depth to the road plane, inf above the horizon
 
 
 @dataclass
@@ -69,15 +72,29 @@ class Solid:
     shadow: bool = False  # darkens what is under it instead of painting (contact shadows)
 
 
+_views: dict[bytes, View] = {}
+
+
 def make_view(calib: Calib) -> View:
-    """Per-pixel rays of camera 2: P2 = M [I | t] puts its centre at -t in the rectified frame."""
-    m = calib.P2[:, :3]
-    centre_rect = -np.linalg.solve(m, calib.P2[:, 3])
-    columns, rows = np.meshgrid(np.arange(IMAGE_WIDTH, dtype=float), np.arange(IMAGE_HEIGHT, dtype=float))
-    pixels = np.stack([columns, rows, np.ones_like(rows)], axis=-1)
-    rays_rect = pixels @ np.linalg.inv(m).T
-    rect_axes = calib.R0_rect @ calib.Tr_velo_to_cam[:, :3]  # LiDAR -> rectified rotation
-    return View(centre=calib.rect_to_lidar(centre_rect[None, :])[0], rays=rays_rect @ rect_axes)
+    """Per-pixel rays of camera 2: P2 = M [I | t] puts its centre at -t in the rectified frame.
+
+    Every frame shares the rig, so the view is made once per calibration (about 0.1 s of each frame).
+    """
+    key = b"".join(matrix.tobytes() for matrix in (calib.P2, calib.R0_rect, calib.Tr_velo_to_cam))
+    if key not in _views:
+        m = calib.P2[:, :3]
+        centre_rect = -np.linalg.solve(m, calib.P2[:, 3])
+        centre = calib.rect_to_lidar(centre_rect[None, :])[0]
+        rect_axes = calib.R0_rect @ calib.Tr_velo_to_cam[:, :3]  # LiDAR -> rectified rotation
+        basis = np.linalg.inv(m).T @ rect_axes
+        columns, rows = np.meshgrid(np.arange(IMAGE_WIDTH, dtype=float), np.arange(IMAGE_HEIGHT, dtype=float))
+        rays = np.stack([columns, rows, np.ones_like(rows)], axis=-1) @ basis
+        sky = np.clip(rays[..., 2] / np.linalg.norm(rays, axis=-1), 0.0, 0.4) / 0.4
+        with np.errstate(divide="ignore"):
+            ground = np.where(rays[..., 2] < -1e-6, (GROUND_Z - centre[2]) / rays[..., 2], np.inf)
+        _views.clear()  # one rig at a time: a view is 20 MB
+        _views[key] = View(centre, rays, basis, sky, ground)
+    return _views[key]
 
 
 def near_plane_clip(polygon: np.ndarray) -> np.ndarray:
@@ -131,16 +148,19 @@ class Canvas:
             return
         mask_image = Image.new("L", (right - left + 1, bottom - top + 1))
         ImageDraw.Draw(mask_image).polygon([(u - left, v - top) for u, v in uv], fill=1)
-        rows, cols = np.nonzero(np.asarray(mask_image))
-        rows, cols = rows + top, cols + left
-        rays = self.view.rays[rows, cols]
+        # normal . ray is affine in the pixel (u, v): the face's depth over its box needs no ray lookup.
+        slope = self.view.basis @ normal
+        facing = slope[0] * np.arange(left, right + 1)[None, :] + slope[1] * np.arange(top, bottom + 1)[:, None]
         with np.errstate(divide="ignore", invalid="ignore"):
-            depth = (normal @ (quad[0] - self.view.centre)) / (rays @ normal)
-        nearer = (depth > 0) & (depth < self.depth[rows, cols])
-        rows, cols, rays, depth = rows[nearer], cols[nearer], rays[nearer], depth[nearer]
-        if not len(depth):
+            window_depth = (normal @ (quad[0] - self.view.centre)) / (facing + slope[2])
+        nearer = np.asarray(mask_image, dtype=bool) & (window_depth > 0)
+        nearer &= window_depth < self.depth[top : bottom + 1, left : right + 1]
+        rows, cols = np.nonzero(nearer)
+        if not len(rows):
             return
-        points = self.view.centre + depth[:, None] * rays
+        depth = window_depth[rows, cols]
+        rows, cols = rows + top, cols + left
+        points = self.view.centre + depth[:, None] * self.view.rays[rows, cols]
         first_unit, second_unit = first / np.linalg.norm(first), second / np.linalg.norm(second)
         offset = points - quad[0]
         surface = Surface(
@@ -191,14 +211,12 @@ def object_solids(obj: SceneObject, owner: int, street: Street, seed: int, index
 
 def sky_and_ground(canvas: Canvas, street: Street, rng: np.random.Generator) -> None:
     """Sky by row; asphalt (texture, lane marks and the zebra crossing) wherever a ray meets the road."""
-    rays, centre = canvas.view.rays, canvas.view.centre
+    view = canvas.view
     top, horizon = rgb(SKY[0], rng), rgb(SKY[1], rng)
-    height = np.clip(rays[..., 2] / np.linalg.norm(rays, axis=-1), 0.0, 0.4)[..., None] / 0.4
-    canvas.colour[:] = horizon + (top - horizon) * height
-    with np.errstate(divide="ignore"):
-        depth = np.where(rays[..., 2] < -1e-6, (GROUND_Z - centre[2]) / rays[..., 2], np.inf)
+    canvas.colour[:] = horizon + (top - horizon) * view.sky[..., None]
+    depth = view.ground
     ground = np.isfinite(depth)
-    points = centre + depth[ground][:, None] * rays[ground]
+    points = view.centre + depth[ground][:, None] * view.rays[ground]
     asphalt, salt = rgb((98, 98, 102), rng), int(rng.integers(1 << 30))
     s, u = points[:, 0], points[:, 1]
     noise = cell_noise(s, u, 0.35, salt) * 0.5 + cell_noise(s, u, 2.0, salt + 1) * 0.5
