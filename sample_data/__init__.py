@@ -13,9 +13,9 @@ objects are dense, far ones sparse and occluded ones partial, as in a real sweep
 KITTI conventions mmdet3d reads (bottom-centre location in the rectified camera frame, h w l,
 rotation_y = -yaw_lidar - pi/2); only objects seen by image_2 with at least one point are labelled,
 as in KITTI. The calibration is made up in KITTI's style; no KITTI value is copied. image_2 is
-rendered from the same scene through the same calibration: each box's visible faces shaded, per
-instance colours, occluded by depth, over a textured street; from random streams of its own, so the
-LiDAR side does not depend on it.
+rendered from the same scene through the same calibration: each labelled object's visible box faces
+shaded, per-instance colours, occluded by depth, over a textured street; from random streams of its
+own, so the LiDAR side does not depend on it.
 
 Modules, in the order a frame is made: `world` (shared constants and dataclasses), `calib` (the
 rig), `scene` (street, objects, poses and placement), `raycast` (the sweep), `labels` (the labels),

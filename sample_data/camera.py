@@ -1,9 +1,10 @@
 """The camera: image_2 rendered from the very scene the LiDAR swept, through the same calibration.
 
-Why: a detector trained on flat class-coloured rectangles learns colour, not objects. Here every solid
-of the frame (buildings, walls, poles, trees, sidewalks and each object's parts: a car's wheels, body
-and cabin, a pedestrian's legs and torso, a cyclist's bicycle and rider) is the upright box the ray
-caster hits, so what the camera shows is where the LiDAR found it and where the label's 2D box says.
+Why: a detector trained on flat class-coloured rectangles learns colour, not objects. Here every
+solid of the frame (buildings, walls, poles, trees, sidewalks and each labelled object's parts: a
+car's wheels, body and cabin, a pedestrian's legs and torso, a cyclist's bicycle and rider) is the
+upright box the ray caster hits, so what the camera shows is where the LiDAR found it and where the
+label's 2D box says.
 
 How, in plain numpy and Pillow (no renderer is installed, and a box world needs none): each face that
 looks at camera 2 is cut at the near plane, projected with P2 · R0_rect · Tr_velo_to_cam, filled by
@@ -235,19 +236,22 @@ def sun_direction(rng: np.random.Generator) -> np.ndarray:
 
 
 def render_camera(
-    seed: int, index: int, street: Street, structure: list[Block], objects: list[SceneObject], calib: Calib
+    seed: int, index: int, street: Street, structure: list[Block], objects: dict[int, SceneObject], calib: Calib
 ) -> Image.Image:
-    """image_2 of frame `index`: the street's structure and every object of the scene, occluded by depth.
+    """image_2 of frame `index`: the street's structure and `objects` (by their index in the scene, which
+    seeds their colours), occluded by depth.
 
-    Objects no LiDAR point reached are drawn too (they are in the scene), as KITTI's images show
-    unlabelled objects; they are the ones hidden behind others, mostly.
+    The frame draws its labelled objects only. The others are mostly hidden behind them anyway, but
+    one in ten far pedestrians slips between the LiDAR's 1.25 deg columns and would stand in plain
+    view without a label (KITTI would mark it DontCare; label_2 cannot gain lines without changing
+    the LiDAR side), teaching the detector to miss what it sees.
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, index, CAMERA_STREAM]))
     canvas = Canvas(make_view(calib), calib, sun_direction(rng))
     sky_and_ground(canvas, street, rng)
     for block in structure:
         canvas.draw(structure_solid(block, street, rng))
-    solids = [solid for owner, obj in enumerate(objects) for solid in object_solids(obj, owner, street, seed, index)]
+    solids = [solid for owner, obj in objects.items() for solid in object_solids(obj, owner, street, seed, index)]
     for solid in sorted(solids, key=lambda solid: not solid.shadow):  # shadows first, onto the ground only
         canvas.draw(solid)
     exposure = rng.uniform(0.9, 1.1) * rng.uniform(0.96, 1.04, 3)  # white balance and exposure per frame

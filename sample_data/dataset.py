@@ -77,6 +77,7 @@ def generate_frame(seed: int, index: int, calib: Calib) -> Frame:
 
     seen = image_mask(scan.cloud[:, :3], calib, IMAGE_WIDTH, IMAGE_HEIGHT, NEAR_PLANE)
     labels = []
+    labelled: dict[int, SceneObject] = {}  # what the camera draws, by scene index
     for owner, obj in enumerate(objects):
         occluded = occlusion_level(int(scan.object_rays[owner]), int(scan.object_first[owner]))
         label = make_label(obj, street, calib, occluded)
@@ -86,9 +87,10 @@ def generate_frame(seed: int, index: int, calib: Calib) -> Frame:
         # As in KITTI: an object image_2 sees but no point reached is not labelled.
         if label_box_mask(own_points, label, calib).any():
             labels.append(label)
+            labelled[owner] = obj
     labels.sort(key=lambda label: label.location[2])
     # Last, and from streams of its own: the image never moves the cloud's or the labels' draws.
-    image = render_camera(seed, index, street, structure, objects, calib)
+    image = render_camera(seed, index, street, structure, labelled, calib)
     return Frame(cloud=scan.cloud.astype(np.float32), labels=labels, image=image)
 
 

@@ -64,7 +64,7 @@ def frames(sample: Path) -> list[tuple[np.ndarray, np.ndarray, list[kitti.Label]
         with Image.open(kitti.frame_path(sample, "image_2", frame_id)) as image:
             pixels = np.asarray(image.convert("RGB"), dtype=float)
         scene = dataset.make_scene(dataset.frame_rng(SEED, index))
-        empty = render_camera(SEED, index, scene.street, scene.structure, [], calib)
+        empty = render_camera(SEED, index, scene.street, scene.structure, {}, calib)
         labels = kitti.read_labels(kitti.frame_path(sample, "label_2", frame_id))
         result.append((pixels, np.asarray(empty, dtype=float), labels))
     return result
