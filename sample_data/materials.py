@@ -9,6 +9,7 @@ when it is made, never while shading.
 
 from __future__ import annotations
 
+import colorsys
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,6 +62,14 @@ def rgb(values: tuple[int, int, int] | np.ndarray, jitter: np.random.Generator |
     if jitter is not None:
         colour = colour * jitter.uniform(0.88, 1.12) + jitter.normal(0.0, 6.0, 3)
     return np.clip(colour, 0.0, 255.0)
+
+
+def pick(palette: list[tuple[int, int, int]], rng: np.random.Generator) -> np.ndarray:
+    """A palette colour, jittered; one in three is any hue instead, so no two instances need share one."""
+    if rng.random() < 1 / 3:
+        hue, saturation, value = rng.random(), rng.uniform(0.3, 0.9), rng.uniform(0.25, 0.95)
+        return np.array(colorsys.hsv_to_rgb(hue, saturation, value)) * 255.0
+    return rgb(palette[int(rng.integers(len(palette)))], rng)
 
 
 def paint(surface: Surface, colour: np.ndarray) -> np.ndarray:
@@ -145,7 +154,7 @@ def structure_material(block: Block, rng: np.random.Generator) -> Material:
 
 def car_materials(rng: np.random.Generator) -> list[Material]:
     """Wheels, body (head and tail lights on its ends), cabin (glass all round, roof in the paint)."""
-    paint_colour = rgb(CAR_PAINTS[int(rng.integers(len(CAR_PAINTS)))], rng)
+    paint_colour = pick(CAR_PAINTS, rng)
     glass, tyre = rgb((38, 44, 52), rng), rgb((24, 24, 26))
 
     def body(surface: Surface) -> tuple[np.ndarray, np.ndarray | None]:
@@ -176,8 +185,8 @@ def car_materials(rng: np.random.Generator) -> list[Material]:
 def person_materials(rng: np.random.Generator) -> list[Material]:
     """Legs in trousers; a torso in a shirt with the head on top (skin, then hair)."""
     trousers, shirt = (
-        rgb(CLOTHES[int(rng.integers(len(CLOTHES)))], rng),
-        rgb(CLOTHES[int(rng.integers(len(CLOTHES)))], rng),
+        pick(CLOTHES, rng),
+        pick(CLOTHES, rng),
     )
     skin, hair = rgb(SKIN[int(rng.integers(len(SKIN)))], rng), rgb((40, 30, 24), rng)
 
@@ -198,10 +207,10 @@ def person_materials(rng: np.random.Generator) -> list[Material]:
 
 def cyclist_materials(rng: np.random.Generator) -> list[Material]:
     """A bicycle (two wheels and a frame, see-through elsewhere) and its rider (shirt, head, helmet)."""
-    frame_colour = rgb(CAR_PAINTS[int(rng.integers(len(CAR_PAINTS)))], rng)
-    trousers = rgb(CLOTHES[int(rng.integers(len(CLOTHES)))], rng)
+    frame_colour = pick(CAR_PAINTS, rng)
+    trousers = pick(CLOTHES, rng)
     rider = person_materials(rng)[1]
-    helmet = rgb(CLOTHES[int(rng.integers(len(CLOTHES)))], rng)
+    helmet = pick(CLOTHES, rng)
 
     def bicycle(surface: Surface) -> tuple[np.ndarray, np.ndarray | None]:
         length, height = surface.size

@@ -134,7 +134,6 @@ def test_instances_of_a_class_get_their_own_colours(frames: list) -> None:
                 colours[label.type].append(box_pixels(pixels, label).reshape(-1, 3).mean(axis=0))
     for kind, means in colours.items():
         assert len(means) >= 3, kind
-        spread = max(np.linalg.norm(a - b) for a, b in itertools.combinations(means, 2))
-        assert spread > 40, (kind, spread)
-        distinct = {tuple((mean // 8).astype(int)) for mean in means}
-        assert len(distinct) == len(means), f"two {kind} boxes have the same mean colour"
+        distances = [np.linalg.norm(a - b) for a, b in itertools.combinations(means, 2)]
+        # One colour per class would leave only the background's share to tell boxes apart.
+        assert max(distances) > 40 and np.median(distances) > 15, (kind, max(distances), np.median(distances))
