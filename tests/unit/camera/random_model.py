@@ -1,0 +1,80 @@
+"""What the camera deploy tests share: the stand-in model config, a seeded random-weight YOLOX whose
+scores clear the test-time threshold, and COCO files of a KITTI folder (a minimal stand-in for
+prepare_2d's, enough for CocoMetric: 2D boxes of the config's classes, DontCare left out)."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import REPO
+
+CONFIG = REPO / "tests" / "unit" / "camera" / "configs" / "yolox-nano_camera.py"
+CLASSES = ("Car", "Pedestrian", "Cyclist")
+#: Logit biases of the head's class and objectness convs: random weights then give scores around
+#: sigmoid(-0.5) * sigmoid(-1) ~ 0.1, spread by the random features, so NMS has hundreds of
+#: candidates above test_cfg.score_thr (mmdet's init, p = 0.01 each, gives none).
+CLS_BIAS, OBJ_BIAS = -0.5, -1.0
+
+
+def camera_config(ann_file: Path | None = None) -> Any:
+    """The stand-in config (configs/models/yolox-nano_kitti-camera.py's shape) on `ann_file`."""
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(CONFIG))
+    if ann_file is not None:
+        cfg.test_dataloader.dataset.ann_file = str(ann_file)
+        cfg.test_evaluator.ann_file = str(ann_file)
+    return cfg
+
+
+def random_checkpoint(model_cfg: Any, path: Path, seed: int = 0) -> Path:
+    import torch
+
+    from mmloop.camera.deploy import pytorch_model
+
+    torch.manual_seed(seed)
+    model = pytorch_model(model_cfg, None, "cpu")
+    with torch.no_grad():
+        for conv in model.bbox_head.multi_level_conv_cls:
+            conv.bias.fill_(CLS_BIAS)
+        for conv in model.bbox_head.multi_level_conv_obj:
+            conv.bias.fill_(OBJ_BIAS)
+    torch.save({"state_dict": model.state_dict(), "meta": {"dataset_meta": {"classes": list(CLASSES)}}}, path)
+    return path
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    width, height = struct.unpack(">II", path.read_bytes()[16:24])
+    return width, height
+
+
+def write_coco(root: Path, split: str, out: Path, classes: tuple[str, ...] = CLASSES) -> Path:
+    """`out`: the KITTI folder's `split` (ImageSets/<split>.txt) as a COCO file with absolute image paths."""
+    frames = (root / "ImageSets" / f"{split}.txt").read_text().split()
+    images, annotations = [], []
+    for image_id, frame in enumerate(frames):
+        image = root / "training" / "image_2" / f"{frame}.png"
+        width, height = png_size(image)
+        images.append({"id": image_id, "file_name": str(image.resolve()), "width": width, "height": height})
+        for line in (root / "training" / "label_2" / f"{frame}.txt").read_text().splitlines():
+            fields = line.split()
+            if not fields or fields[0] not in classes:
+                continue
+            x0, y0, x1, y1 = (float(v) for v in fields[4:8])
+            annotations.append(
+                {
+                    "id": len(annotations),
+                    "image_id": image_id,
+                    "category_id": classes.index(fields[0]) + 1,
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "area": (x1 - x0) * (y1 - y0),
+                    "iscrowd": 0,
+                }
+            )
+    categories = [{"id": index + 1, "name": name} for index, name in enumerate(classes)]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    return out
