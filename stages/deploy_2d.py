@@ -57,7 +57,9 @@ def main() -> None:
 
     def calibration() -> list:
         frames, train = int(params["int8"]["calibration_frames"]), camera.coco_file(paths.prepared, "train")
-        return list(camera.calibration_frames(reference, model_cfg, train, frames, deploy_cfg.onnx_config.input_names[0]))
+        return list(
+            camera.calibration_frames(reference, model_cfg, train, frames, deploy_cfg.onnx_config.input_names[0])
+        )
 
     with built_whole(out) as building:
         built = backend.build(BuildJob(target, onnx_file, building, params, profiles, calibration, threads))
@@ -70,7 +72,10 @@ def main() -> None:
         except RuntimeError as error:  # TensorRT targets: the runtime's own engine loader
             raise StageError(f"deploy target {target.name}: mmloop_runtime cannot run it: {error}") from None
         graph = building / backend.backend_file
-        print(f"mmloop deploy_2d@{target.name}: {ann_file} through PyTorch ({device}), mmdeploy and mmloop_runtime", flush=True)
+        print(
+            f"mmloop deploy_2d@{target.name}: {ann_file} through PyTorch ({device}), mmdeploy and mmloop_runtime",
+            flush=True,
+        )
         comparison, boxes = camera.compare_on_split(
             reference, deployed, runtime, graph if graph.suffix == ".onnx" else None, model_cfg, ann_file,
             int(params["warmup"]), limits.runtime_box_abs_diff, threads,

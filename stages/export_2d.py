@@ -39,7 +39,9 @@ def main() -> None:
     size = input_size(model_cfg)
     deploy_cfg = deploy_config("onnxruntime", opset, size)
     image = first_image(model_cfg, train_file)
-    print(f"mmloop export_2d: {paths.model} to ONNX (opset {opset}, {size[0]}x{size[1]}, traced on {image})", flush=True)
+    print(
+        f"mmloop export_2d: {paths.model} to ONNX (opset {opset}, {size[0]}x{size[1]}, traced on {image})", flush=True
+    )
     with built_whole(paths.onnx) as building:
         onnx_file = export_model_folder(image, building, deploy_cfg, model_cfg, paths.model)
         model = onnx.load(str(onnx_file))

@@ -1,11 +1,7 @@
 """The camera loop's export and deploy: mmdeploy's ObjectDetection ONNX of an mmdet detector (NMS in
-the graph, a static input), the manifest the torch-free runtime reads, and each deployed model
-measured on a COCO split against the PyTorch model and against mmloop_runtime's ImageDetector.
-
-Backends, int8 quantization, tolerances and gates are mmloop/deploy's, shared with the LiDAR loop.
-What is 2D here: the test pipeline as the runtime's manifest, the raw head maps for the parity
-check (HEAD_MAPS), and the loops, which are ours for the reason parity.py gives (two models fed the
-same images, one Evaluator each), over mmengine's dataloader and mmdet's CocoMetric.
+the graph, a static input), the runtime's manifest, and each deployed model measured on a COCO split
+against PyTorch and against mmloop_runtime's ImageDetector. Backends, int8, tolerances and gates are
+mmloop/deploy's; the loops are ours for the reason parity.py gives (two models fed the same images).
 """
 
 from __future__ import annotations
@@ -23,9 +19,8 @@ from mmloop.deploy.target import DEPLOY_CFG, MODEL_CFG, REPO_DEPLOY_CONFIGS, Gra
 
 #: The transforms of a test pipeline the runtime repeats (any other would make it differ).
 PIPELINE_STEPS = ("LoadImageFromFile", "Resize", "Pad", "LoadAnnotations", "PackDetInputs")
-#: Per head type, the convs whose outputs are the raw maps compared with PyTorch, in the order its
-#: forward() returns them: (module list of the head, the name the report gives level i's map).
-#: The TorchScript exporter names each one's node /bbox_head/<module list>.<i>/Conv.
+#: Per head type, the convs giving the raw maps compared with PyTorch, in its forward()'s order: (its
+#: module list, the report's name of level i's map); the exporter names them /bbox_head/<list>.<i>/Conv.
 HEAD_MAPS = {
     "YOLOXHead": (("multi_level_conv_cls", "cls_score"), ("multi_level_conv_reg", "bbox_pred"),
                   ("multi_level_conv_obj", "objectness")),
@@ -50,7 +45,7 @@ def _short(kind: str) -> str:
     return kind.split(".")[-1]  # 'mmdet.Resize' -> 'Resize'
 
 
-def test_pipeline(model_cfg: Any) -> list[dict[str, Any]]:
+def inference_pipeline(model_cfg: Any) -> list[dict[str, Any]]:
     """The pipeline of the config's test dataloader, checked to hold only steps the runtime repeats."""
     pipeline = [dict(step) for step in model_cfg.test_dataloader.dataset.pipeline]
     unknown = [step["type"] for step in pipeline if _short(step["type"]) not in PIPELINE_STEPS]
@@ -74,7 +69,7 @@ def _pad_value(pad: dict[str, Any]) -> list[float]:
 
 def preprocess_manifest(model_cfg: Any) -> dict[str, Any]:
     """The test pipeline and data preprocessor as the runtime's `preprocess` section."""
-    pipeline = test_pipeline(model_cfg)
+    pipeline = inference_pipeline(model_cfg)
     load, resize, pad = _step(pipeline, "LoadImageFromFile"), _step(pipeline, "Resize"), _step(pipeline, "Pad")
     if load.get("color_type", "color") != "color" or load.get("to_float32", False):
         raise StageError("model config: LoadImageFromFile must load colour uint8 images (color_type='color')")
@@ -103,14 +98,17 @@ def preprocess_manifest(model_cfg: Any) -> dict[str, Any]:
 def input_size(model_cfg: Any) -> tuple[int, int]:
     """(height, width) every image has after the test pipeline: the static graph's input."""
     pre = preprocess_manifest(model_cfg)
-    if pre["pad_to_square"] or not (pre["pad_size"] or not pre["keep_ratio"]):
+    if pre["pad_to_square"] or (pre["keep_ratio"] and not (pre["pad_size"] and not pre["pad_size_divisor"])):
         raise StageError(
             "model config: the test pipeline gives images of several sizes (keep_ratio without a fixed "
             "Pad size, or pad_to_square); the camera export is static: use Pad(size=(width, height))"
         )
-    width, height = pre["pad_size"] or pre["scale"]
-    divisor = pre["batch_pad_divisor"]
-    return -(-height // divisor) * divisor, -(-width // divisor) * divisor
+    width, height = pre["pad_size"] if pre["keep_ratio"] else pre["scale"]
+    if pre["pad_size"] and not pre["keep_ratio"]:  # Pad never crops
+        width, height = max(width, pre["pad_size"][0]), max(height, pre["pad_size"][1])
+    for divisor in (pre["pad_size_divisor"] or 1, pre["batch_pad_divisor"]):
+        width, height = -(-width // divisor) * divisor, -(-height // divisor) * divisor
+    return height, width
 
 
 def class_names(model_cfg: Any) -> list[str]:
@@ -165,8 +163,7 @@ def export_model_folder(image: Path, folder: Path, deploy_cfg: Any, model_cfg: A
 
 
 def coco_file(prepared: Path, split: str) -> Path:
-    """prepare_2d's COCO annotations of a split (work/coco/<split>.json)."""
-    return prepared / f"{split}.json"
+    return prepared / f"{split}.json"  # prepare_2d's COCO annotations of a split (work/coco/<split>.json)
 
 
 def require_trained(paths: Any, split: str) -> Path:
@@ -216,11 +213,6 @@ def camera_metric(ann_file: Path, dataset_meta: dict[str, Any]) -> Any:
 def metric_summary(metrics: dict[str, float]) -> dict[str, float]:
     """CocoMetric's results in points (it rounds them to 0.001, i.e. 0.1 points)."""
     return {name: round(100 * metrics[f"coco/bbox_{name}"], 4) for name in ("mAP", "mAP_50", "mAP_75")}
-
-
-def evaluated(evaluator: Any, frames: int) -> dict[str, float]:
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its whole table
-        return evaluator.evaluate(frames)
 
 
 def preprocessed(model: Any, data: dict[str, Any]) -> Any:
@@ -289,12 +281,13 @@ def run_side(model: Any, loader: Any, ann_file: Path, warmup: int, runtime: bool
     import torch
 
     from mmloop.deploy.parity import Side
+    from mmloop_runtime.camera import read_image
 
     side, detections, evaluator = Side(), [], camera_metric(ann_file, loader.dataset.metainfo)
     with torch.no_grad():
         for index, data in enumerate(loader):
             sample = data["data_samples"][0]
-            image = _read(sample.img_path) if runtime else None
+            image = read_image(sample.img_path) if runtime else None
             for _ in range(warmup if index == 0 else 0):
                 model.predict(image) if runtime else model.test_step(data)
             start = time.perf_counter()
@@ -304,24 +297,19 @@ def run_side(model: Any, loader: Any, ann_file: Path, warmup: int, runtime: bool
             if runtime:
                 side.steps.append(dict(model.timings))
             evaluator.process(data_samples=[runtime_sample(sample, found)], data_batch=data)
-    side.metrics = evaluated(evaluator, len(loader.dataset))
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its whole table
+        side.metrics = evaluator.evaluate(len(loader.dataset))
     return side, detections
-
-
-def _read(path: str) -> Any:
-    from mmloop_runtime.camera import read_image
-
-    return read_image(path)
 
 
 def map_differences(reference: Any, onnx_file: Path, model_cfg: Any, loader: Any, threads: int) -> dict[str, float]:
     """Largest |graph - PyTorch| of each raw head map over the split, on the same input tensors."""
     import torch
 
-    names = head_maps(model_cfg)
-    diffs = dict.fromkeys((name for _, name in names), 0.0)
     from mmloop.deploy.parity import graph_with_outputs
 
+    names = head_maps(model_cfg)
+    diffs = dict.fromkeys((name for _, name in names), 0.0)
     with graph_with_outputs(onnx_file, [node for node, _ in names], threads) as network, torch.no_grad():
         for data in loader:
             inputs = preprocessed(reference, data)
@@ -329,8 +317,6 @@ def map_differences(reference: Any, onnx_file: Path, model_cfg: Any, loader: Any
             for (_, name), expected, value in zip(names, pytorch_head_maps(reference, inputs), got):
                 diffs[name] = max(diffs[name], float((torch.from_numpy(value) - expected.cpu()).abs().max()))
     return diffs
-
-
 
 
 # --- the comparison and its reports -------------------------------------------------------------

@@ -9,10 +9,10 @@ voxels, so the loops are ours (a few lines), built from mmengine's dataloader an
 
 from __future__ import annotations
 
-import statistics
-import time
 import contextlib
+import statistics
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path

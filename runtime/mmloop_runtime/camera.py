@@ -198,9 +198,7 @@ def preprocess(image: np.ndarray, manifest: ImageManifest) -> tuple[np.ndarray, 
     return tensor[None], (width / cols, height / rows)
 
 
-def postprocess(
-    dets: np.ndarray, labels: np.ndarray, factors: tuple[float, float], score_thr: float
-) -> Detections:
+def postprocess(dets: np.ndarray, labels: np.ndarray, factors: tuple[float, float], score_thr: float) -> Detections:
     """mmdeploy's End2EndModel after the graph: rows with score > 0 (the rest pad the output),
     boxes divided by the resize factors in float32, as it divides them; then `score_thr`."""
     dets, labels = dets[0], labels[0]
@@ -245,9 +243,15 @@ class ImageDetector:
         ready = time.perf_counter()
         outputs = self.network({self.manifest.inputs[0]: tensor})
         ran = time.perf_counter()
-        found = postprocess(outputs[self.manifest.outputs[0]], outputs[self.manifest.outputs[1]], factors, self.score_thr)
+        found = postprocess(
+            outputs[self.manifest.outputs[0]], outputs[self.manifest.outputs[1]], factors, self.score_thr
+        )
         done = time.perf_counter()
-        self.timings = {"preprocess": 1000 * (ready - start), "network": 1000 * (ran - ready), "postprocess": 1000 * (done - ran)}
+        self.timings = {
+            "preprocess": 1000 * (ready - start),
+            "network": 1000 * (ran - ready),
+            "postprocess": 1000 * (done - ran),
+        }
         return found
 
 
@@ -305,11 +309,17 @@ def image_command(args: Any) -> int:
             "box_layout": ["x0", "y0", "x1", "y1"],
             "timings_ms": {step: round(ms, 3) for step, ms in detector.timings.items()},
             "detections": [
-                {"label": detector.class_names[label], "score": round(float(score), 5), "box": [round(float(v), 3) for v in box]}
+                {
+                    "label": detector.class_names[label],
+                    "score": round(float(score), 5),
+                    "box": [round(float(v), 3) for v in box],
+                }
                 for box, score, label in zip(*found)
             ],
         }
         (args.out / f"{path.stem}.json").write_text(json.dumps(report, indent=1) + "\n")
-        (args.out / f"{path.stem}.txt").write_text("".join(line + "\n" for line in kitti_2d_lines(found, detector.class_names)))
+        (args.out / f"{path.stem}.txt").write_text(
+            "".join(line + "\n" for line in kitti_2d_lines(found, detector.class_names))
+        )
         print(f"mmloop_runtime: {path.name}: {len(found.labels)} boxes", file=sys.stderr)
     return 0

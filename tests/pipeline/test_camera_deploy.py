@@ -25,7 +25,12 @@ CAMERA = REPO / "pipelines" / "kitti-camera"
 def stage(workdir: Path, name: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run(
-        [sys.executable, "-m", f"stages.{name}", *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", f"stages.{name}", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
 
 

@@ -30,7 +30,9 @@ def test_the_manifest_reads_back_in_the_runtime() -> None:
     from mmloop_runtime.camera import manifest_from_dict
 
     cfg = camera_config()
-    manifest = manifest_from_dict(camera.runtime_manifest(cfg, graph_io(camera.deploy_config("onnxruntime", 13, (192, 640)))))
+    manifest = manifest_from_dict(
+        camera.runtime_manifest(cfg, graph_io(camera.deploy_config("onnxruntime", 13, (192, 640))))
+    )
     assert manifest.inputs == ("input",) and manifest.outputs == ("dets", "labels")
     assert manifest.input_size == (192, 640) and manifest.score_thr == 0.01
     assert manifest.preprocess.pad_size == (640, 192)
@@ -68,7 +70,9 @@ def test_deploy_configs_are_found_from_any_folder(tmp_path: Path, monkeypatch: p
     assert cfg.codebase_config.task == "ObjectDetection" and cfg.backend_config.type == "onnxruntime"
     assert cfg.onnx_config.output_names == ["dets", "labels"]
     profiles = camera.input_profile((96, 320))
-    trt = BACKEND.deploy_config(camera.deploy_config("tensorrt", 13, (96, 320)), "fp16", {"tensorrt": {"workspace_mib": 64}}, profiles)
+    trt = BACKEND.deploy_config(
+        camera.deploy_config("tensorrt", 13, (96, 320)), "fp16", {"tensorrt": {"workspace_mib": 64}}, profiles
+    )
     shapes = trt.backend_config.model_inputs[0]["input_shapes"]["input"]
     assert shapes == {"min_shape": [1, 3, 96, 320], "opt_shape": [1, 3, 96, 320], "max_shape": [1, 3, 96, 320]}
     assert trt.backend_config.common_config.fp16_mode is True
@@ -96,7 +100,14 @@ def exported(tmp_path_factory: pytest.TempPathFactory, kitti_real: Path) -> dict
     deploy_cfg = camera.deploy_config("onnxruntime", 13, camera.input_size(model_cfg))
     image = camera.first_image(model_cfg, ann_file)
     onnx_file = camera.export_model_folder(image, folder, deploy_cfg, model_cfg, checkpoint)
-    return {"folder": folder, "onnx": onnx_file, "ann_file": ann_file, "cfg": model_cfg, "deploy_cfg": deploy_cfg, "checkpoint": checkpoint}
+    return {
+        "folder": folder,
+        "onnx": onnx_file,
+        "ann_file": ann_file,
+        "cfg": model_cfg,
+        "deploy_cfg": deploy_cfg,
+        "checkpoint": checkpoint,
+    }
 
 
 @pytest.mark.fixtures
