@@ -77,7 +77,7 @@ def camera_model(tmp_path_factory: pytest.TempPathFactory, kitti_real: Path, coc
     select_device("cpu")
     folder = tmp_path_factory.mktemp("camera-model")
     model_cfg = camera_config(coco_real)
-    checkpoint = random_checkpoint(model_cfg, folder / "random.pth")
+    checkpoint = random_checkpoint(model_cfg, folder / "random.pth", real_images(kitti_real)[0])
     deploy_cfg = deploy_config("onnxruntime", 13, input_size(model_cfg))
     export_model_folder(real_images(kitti_real)[0], folder, deploy_cfg, model_cfg, checkpoint)
     return folder

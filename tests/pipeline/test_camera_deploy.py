@@ -51,7 +51,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, small_sample: Path) -> Pa
     model_cfg = camera_config(coco / "val.json")
     (workdir / "models").mkdir()
     model_cfg.dump(str(workdir / params["paths"]["model_config"]))
-    random_checkpoint(model_cfg, workdir / params["paths"]["model"])
+    image = next((small_sample / "training" / "image_2").glob("*.png"))
+    random_checkpoint(model_cfg, workdir / params["paths"]["model"], image)
     result = stage(workdir, "export_2d")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "TensorRT parser: ready" in result.stdout

@@ -13,10 +13,10 @@ from tests.helpers import REPO
 
 CONFIG = REPO / "tests" / "unit" / "camera" / "configs" / "yolox-nano_camera.py"
 CLASSES = ("Car", "Pedestrian", "Cyclist")
-#: Logit biases of the head's class and objectness convs: random weights then give scores around
-#: sigmoid(-0.5) * sigmoid(-1) ~ 0.1, spread by the random features, so NMS has hundreds of
-#: candidates above test_cfg.score_thr (mmdet's init, p = 0.01 each, gives none).
-CLS_BIAS, OBJ_BIAS = -0.5, -1.0
+#: Logit biases of the head's class and objectness convs: with the random weights, 30 to 150 of the
+#: real frames' 7560 (prior, class) scores clear test_cfg.score_thr 0.01, so NMS has work and keeps
+#: fewer than max_per_img (mmdet's init, p = 0.01 each, gives none; 0 gives thousands).
+CLS_BIAS, OBJ_BIAS = -2.0, -6.0
 
 
 def camera_config(ann_file: Path | None = None) -> Any:
@@ -30,13 +30,29 @@ def camera_config(ann_file: Path | None = None) -> Any:
     return cfg
 
 
-def random_checkpoint(model_cfg: Any, path: Path, seed: int = 0) -> Path:
+def random_checkpoint(model_cfg: Any, path: Path, image: Path, seed: int = 0) -> Path:
+    """Seeded random weights, BN statistics from `image` (resized to 640x192), class and objectness
+    biases raised."""
+    import mmcv
     import torch
 
     from mmloop.camera.deploy import pytorch_model
 
     torch.manual_seed(seed)
     model = pytorch_model(model_cfg, None, "cpu")
+    # Through ~40 random layers with eval-mode BN (running stats 0 and 1) the features fade to ~0 and
+    # every prior gets the same score: one training-mode pass over a real image with momentum 1
+    # makes each BN's running stats that pass's own, so features keep their scale and scores spread.
+    norms = [module for module in model.modules() if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.momentum = 1.0
+    model.train()
+    with torch.no_grad():
+        pixels = torch.from_numpy(mmcv.imresize(mmcv.imread(str(image)), (640, 192))).permute(2, 0, 1).float()
+        model.bbox_head(model.extract_feat(pixels[None]))
+    model.eval()
+    for norm in norms:
+        norm.momentum = 0.03
     with torch.no_grad():
         for conv in model.bbox_head.multi_level_conv_cls:
             conv.bias.fill_(CLS_BIAS)

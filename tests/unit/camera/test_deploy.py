@@ -76,8 +76,8 @@ def test_deploy_configs_are_found_from_any_folder(tmp_path: Path, monkeypatch: p
     shapes = trt.backend_config.model_inputs[0]["input_shapes"]["input"]
     assert shapes == {"min_shape": [1, 3, 96, 320], "opt_shape": [1, 3, 96, 320], "max_shape": [1, 3, 96, 320]}
     assert trt.backend_config.common_config.fp16_mode is True
-    with pytest.raises(StageError, match="detection_openvino.py: not found"):
-        camera.deploy_config("openvino", 13, (192, 640))
+    with pytest.raises(StageError, match="detection_ncnn.py: not found; restore configs/deploy"):
+        camera.deploy_config("ncnn", 13, (192, 640))
 
 
 def test_metric_summary_is_in_points() -> None:
@@ -96,9 +96,9 @@ def exported(tmp_path_factory: pytest.TempPathFactory, kitti_real: Path) -> dict
     folder = tmp_path_factory.mktemp("camera-export")
     ann_file = write_coco(kitti_real, "train", folder / "train.json")
     model_cfg = camera_config(ann_file)
-    checkpoint = random_checkpoint(model_cfg, folder / "random.pth")
-    deploy_cfg = camera.deploy_config("onnxruntime", 13, camera.input_size(model_cfg))
     image = camera.first_image(model_cfg, ann_file)
+    checkpoint = random_checkpoint(model_cfg, folder / "random.pth", image)
+    deploy_cfg = camera.deploy_config("onnxruntime", 13, camera.input_size(model_cfg))
     onnx_file = camera.export_model_folder(image, folder, deploy_cfg, model_cfg, checkpoint)
     return {
         "folder": folder,
