@@ -147,11 +147,11 @@ def export_model_folder(image: Path, folder: Path, deploy_cfg: Any, model_cfg: A
     from mmloop_runtime.manifest import MANIFEST
 
     manifest = runtime_manifest(model_cfg, graph_io(deploy_cfg))  # fails before the long part
-    model_cfg = copy.deepcopy(model_cfg)
-    model_cfg.test_pipeline = model_cfg.test_dataloader.dataset.pipeline  # what mmdeploy's create_input reads
+    traced = copy.deepcopy(model_cfg)  # mmdeploy's create_input edits test_pipeline in place (keep_ratio off)
+    traced.test_pipeline = copy.deepcopy(model_cfg.test_dataloader.dataset.pipeline)
     save_file = deploy_cfg.onnx_config.save_file
     with torchscript_onnx_exporter():
-        torch2onnx(str(image), str(folder), save_file, deploy_cfg, model_cfg, str(checkpoint), "cpu")
+        torch2onnx(str(image), str(folder), save_file, deploy_cfg, traced, str(checkpoint), "cpu")
     deploy_cfg.dump(str(folder / DEPLOY_CFG))
     model_cfg.dump(str(folder / MODEL_CFG))
     write_json(folder / MANIFEST, manifest)
