@@ -148,9 +148,7 @@ def test_the_deployed_graph_matches_pytorch_on_the_real_frames(exported: dict[st
     loader = camera.split_loader(model_cfg, exported["ann_file"])
     diffs = camera.map_differences(reference, exported["onnx"], model_cfg, loader, threads=0)
     assert set(diffs) == {f"{name}{level}" for name in ("cls_score", "bbox_pred", "objectness") for level in range(3)}
-    # logits and offsets of order 10 from raw 0-255 pixels through ~40 float32 layers (BN gains up
-    # to ~30 in the random model): ONNX Runtime's kernels and PyTorch's differ by ~1e-3 there
-    assert 0 < max(diffs.values()) < 1e-2, diffs
+    assert 0 < max(diffs.values()) < 1e-3, diffs  # logits and offsets of order 1 to 10 (float32 kernels)
     with_boxes = sum(len(found.labels) > 0 for found in camera.run_side(reference, loader, exported["ann_file"], 0)[1])
     assert with_boxes == len(loader.dataset) == 4
 
