@@ -252,7 +252,8 @@ def test_cli_predict_image_writes_json_and_kitti_lines(camera_model: Path, kitti
         lines = (tmp_path / f"{path.stem}.txt").read_text().splitlines()
         assert len(lines) == len(report["detections"]) > 0
         assert all(
-            item["score"] >= 0.012 and item["label"] in ("Car", "Pedestrian", "Cyclist") for item in report["detections"]
+            item["score"] >= 0.012 and item["label"] in ("Car", "Pedestrian", "Cyclist")
+            for item in report["detections"]
         )
         assert lines[0].split()[0] == report["detections"][0]["label"] and len(lines[0].split()) == 16
     assert main(["predict-image", str(tmp_path / "none"), "--model", str(camera_model)]) == 2
