@@ -9,7 +9,9 @@ voxels, so the loops are ours (a few lines), built from mmengine's dataloader an
 
 from __future__ import annotations
 
+import contextlib
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -328,3 +330,25 @@ def runtime_report(
         "runtime_box_max_abs_diff": significant(agreement["box_max_abs_diff"]),
         "runtime_score_max_abs_diff": significant(agreement["score_max_abs_diff"]),
     }
+
+
+@contextlib.contextmanager
+def graph_with_outputs(onnx_file: Path, nodes: list[str], threads: int = 0) -> Iterator[Any]:
+    """An ONNX Runtime session (mmloop_runtime's) of `onnx_file` that returns the first output of each
+    named node, in order: a graph's intermediate tensors, e.g. raw head maps when NMS is in the graph."""
+    import onnx
+
+    from mmloop.core.stage import StageError
+    from mmloop_runtime.backends import OnnxRuntimeNetwork
+
+    model = onnx.load(str(onnx_file))
+    outputs = {node.name: node.output[0] for node in model.graph.node if node.name in nodes}
+    missing = [name for name in nodes if name not in outputs]
+    if missing:
+        raise StageError(f"{onnx_file}: no node {missing[0]} in the graph; re-export it")
+    for name in nodes:
+        model.graph.output.append(onnx.helper.make_tensor_value_info(outputs[name], onnx.TensorProto.FLOAT, None))
+    with tempfile.TemporaryDirectory(prefix="mmloop-outputs-") as scratch:
+        path = Path(scratch) / onnx_file.name
+        onnx.save(model, str(path))
+        yield OnnxRuntimeNetwork(path, tuple(outputs[name] for name in nodes), threads)

@@ -15,6 +15,9 @@ from mmloop.core.paths import Paths
 from mmloop.core.stage import StageError
 
 DEPLOY_CONFIGS = Path("configs/deploy")
+#: The same folder found from the package (installed editable, it sits in the checkout), for
+#: pipelines that run from a folder of their own (pipelines/kitti-camera).
+REPO_DEPLOY_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "deploy"
 DEPLOY_CFG = "deploy.py"
 MODEL_CFG = "model.py"
 
@@ -30,9 +33,13 @@ class GraphIO:
 
 def load_deploy_config(backend: str, opset: int) -> Any:
     """configs/deploy/voxel-detection_<backend>.py with the params applied."""
+    return load_deploy_config_file(DEPLOY_CONFIGS / f"voxel-detection_{backend}.py", opset)
+
+
+def load_deploy_config_file(path: Path, opset: int) -> Any:
+    """A deploy config file with params.yaml deploy.opset applied."""
     from mmengine.config import Config
 
-    path = DEPLOY_CONFIGS / f"voxel-detection_{backend}.py"
     if not path.is_file():
         raise StageError(f"{path}: not found; restore configs/deploy from git")
     deploy_cfg = Config.fromfile(str(path))
@@ -57,10 +64,10 @@ def check_opset(opset: Any) -> int:
     return opset
 
 
-def require_export(paths: Paths) -> Path:
-    """The exported graph `export` wrote (deploy/onnx/end2end.onnx), beside its model config."""
+def require_export(paths: Paths, stage: str = "export") -> Path:
+    """The exported graph `stage` wrote (deploy/onnx/end2end.onnx), beside its model config."""
     onnx_file = paths.onnx / "end2end.onnx"
     for path in (onnx_file, paths.onnx / MODEL_CFG):
         if not path.is_file():
-            raise StageError(f"{path}: not found; run `dvc repro export`")
+            raise StageError(f"{path}: not found; run `dvc repro {stage}`")
     return onnx_file

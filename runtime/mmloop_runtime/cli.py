@@ -5,6 +5,8 @@
 Per frame it writes `<frame>.json` (boxes in the LiDAR frame) and, with a calibration, `<frame>.txt`
 in KITTI's label_2 result format (camera frame); `--render` adds a bird's-eye view `<frame>.png`
 (with the ground truth matched as KITTI would, when label_2 files and a calibration are there).
+`python -m mmloop_runtime predict-image --model <camera deploy folder> image_2/` does the same for
+camera images through a deployed 2D detector (mmloop_runtime.camera).
 Every cloud is checked before the first one is run, so a bad file fails at once.
 """
 
@@ -19,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
+
+from mmloop_runtime.camera import add_image_command, image_command
 
 if TYPE_CHECKING:
     from mmloop_runtime.matching import Truth
@@ -161,6 +165,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "default: label_2/ beside a velodyne/ folder",
     )
     predict.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default 0: one per core)")
+    add_image_command(commands)  # predict-image: camera images through a deployed 2D detector
     return parser.parse_args(argv)
 
 
@@ -283,7 +288,7 @@ def render_frame(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        return predict_command(args)
+        return image_command(args) if args.command == "predict-image" else predict_command(args)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"mmloop_runtime: error: {error}", file=sys.stderr)
         return 2
