@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import tempfile
 
-from mmloop.camera.coco import ann_file, read_coco
-from mmloop.camera.metric import kept, metric_bars, metric_summary, pr_curves, test_evaluator
-from mmloop.camera.pictures import picture_settings, write_pictures
 from mmloop.core.device import select_device
 from mmloop.core.paths import load_paths
 from mmloop.core.stage import built_whole, dataset_root, load_params, run_stage, write_json
@@ -23,6 +20,11 @@ from mmloop.openmmlab.config import require_trained_model
 
 
 def main() -> None:
+    # numpy: only after run_stage has pinned the host
+    from mmloop.camera.coco import ann_file, read_coco
+    from mmloop.camera.metric import kept, metric_bars, metric_summary, pr_curves, test_evaluator
+    from mmloop.camera.pictures import picture_settings, write_pictures
+
     params = load_params("evaluate")
     root = dataset_root(load_params("data"))
     paths = load_paths()

@@ -9,12 +9,13 @@ them from data.root.
 
 from __future__ import annotations
 
-from mmloop.camera.coco import prepare
 from mmloop.core.paths import load_paths
 from mmloop.core.stage import dataset_root, load_params, run_stage, write_json
 
 
 def main() -> None:
+    from mmloop.camera.coco import prepare  # numpy: only after run_stage has pinned the host
+
     data = load_params("data")
     classes = load_params("model")["classes"]
     paths = load_paths()

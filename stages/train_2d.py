@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import copy
 
-from mmloop.camera.coco import ann_file, check_classes, class_counts
-from mmloop.camera.config import cfg_options, check_params
 from mmloop.core.determinism import host_params
 from mmloop.core.device import select_device
 from mmloop.core.paths import load_paths
@@ -32,6 +30,10 @@ from mmloop.openmmlab.training import (
 
 
 def main() -> None:
+    # numpy (KITTI's readers): only after run_stage has pinned the host
+    from mmloop.camera.coco import ann_file, check_classes, class_counts
+    from mmloop.camera.config import cfg_options, check_params
+
     data = load_params("data")
     model = load_params("model")
     train = load_params("train")

@@ -181,12 +181,17 @@ def _percent(value: Any) -> float | None:
 def metric_summary(metrics: dict[str, Any], classes: list[str]) -> dict[str, Any]:
     """Both metrics as one flat dict (so `dvc exp show` has a column each): COCO's bbox mAPs and
     per-class AP (0.5:0.95), KITTI's 2D AP (R40) per class and difficulty, and their moderate mean."""
+    # CocoMetric reports nothing at all when no image has a prediction (an untrained model): AP 0.
+    none_found = not any(key.startswith(COCO_PREFIX) for key in metrics)
     missing = [key for key in COCO_KEYS if COCO_PREFIX + key not in metrics]
-    if missing:
+    if missing and not none_found:
         raise StageError(f"CocoMetric reported no '{missing[0]}'; is the model config's test_evaluator a CocoMetric?")
-    summary: dict[str, Any] = {f"coco_{key}": _percent(metrics[COCO_PREFIX + key]) for key in COCO_KEYS}
+    summary: dict[str, Any] = {
+        f"coco_{key}": 0.0 if none_found else _percent(metrics[COCO_PREFIX + key]) for key in COCO_KEYS
+    }
     for name in classes:
-        summary[f"coco_{name}_AP"] = _percent(metrics.get(f"{COCO_PREFIX}{name}_precision", float("nan")))
+        ap = metrics.get(f"{COCO_PREFIX}{name}_precision", 0.0 if none_found else float("nan"))
+        summary[f"coco_{name}_AP"] = _percent(ap)
     scored = kitti_classes(classes)
     for name in scored:
         for level in DIFFICULTIES:

@@ -35,11 +35,22 @@ def coco(frames: list[list[Label]]) -> dict:
     }
 
 
+#: KITTI's AP samples precision at 41 recall points, one per threshold its scores cross: with fewer
+#: than 40 objects of a class, most points stay 0 (2 perfect boxes score 2.5). 30 frames of 2 each.
+OBJECT_FRAMES = 30
 FRAMES = [
-    [label("Car", (100, 150, 300, 250)), label("Pedestrian", (500, 150, 530, 230)), label("DontCare", (900, 100, 1000, 200))],
-    [label("Car", (400, 160, 520, 240)), label("Van", (700, 140, 900, 260)), label("Cyclist", (50, 150, 90, 240))],
-    [],  # a frame without objects (kitti_eval itself fails on one first)
-]
+    [
+        label("Car", (100, 150, 300, 250)),
+        label("Car", (400, 160, 520, 240)),
+        label("Pedestrian", (500, 150, 530, 230)),
+        label("Pedestrian", (600, 150, 630, 230)),
+        label("Cyclist", (50, 150, 90, 240)),
+        label("Cyclist", (1000, 150, 1040, 240)),
+        label("DontCare", (900, 100, 1000, 200)),
+        label("Van", (700, 140, 900, 260)),
+    ]
+    for _ in range(OBJECT_FRAMES)
+] + [[]]  # a frame without objects (kitti_eval itself fails on one first)
 
 
 def truth_list() -> list[dict]:
@@ -52,42 +63,57 @@ def dets(frame: list[tuple[tuple[float, ...], float, str]]) -> dict:
     return detections(boxes, np.array([s for _, s, _ in frame]), np.array([CLASSES.index(c) for _, _, c in frame]), CLASSES)
 
 
-PERFECT = [
-    [((100, 150, 300, 250), 0.9, "Car"), ((500, 150, 530, 230), 0.8, "Pedestrian")],
-    [((400, 160, 520, 240), 0.9, "Car"), ((50, 150, 90, 240), 0.7, "Cyclist")],
-    [],
-]
+def perfect(index: int) -> list[tuple[tuple[float, ...], float, str]]:
+    """Each object of a frame found, scores in (0.5, 1) and different from frame to frame."""
+    score = 0.9 - index / 200
+    return [
+        (tuple(float(v) for v in item.bbox), score - n / 1000, item.type)
+        for n, item in enumerate(FRAMES[index])
+        if item.type in CLASSES
+    ]
+
+
+def run(extra: dict[int, list] | None = None, replace: dict[int, list] | None = None) -> dict:
+    frames = [(replace or {}).get(i, perfect(i)) + (extra or {}).get(i, []) for i in range(len(FRAMES))]
+    table, _ = kitti_2d_ap(truth_list(), [dets(f) for f in frames], CLASSES)
+    return table
 
 
 def test_ground_truth_keeps_kitti_names_and_one_dont_care_region() -> None:
-    first, second, empty = truth_list()
-    assert list(first["name"]) == ["Car", "Pedestrian", "DontCare"]  # stored once per category, one region again
-    assert list(second["name"]) == ["Car", "Van", "Cyclist"]
+    first, *_, empty = truth_list()
+    # DontCare is stored once per category in the COCO file: one region again.
+    assert list(first["name"]) == ["Car", "Car", "Pedestrian", "Pedestrian", "Cyclist", "Cyclist", "DontCare", "Van"]
     assert first["bbox"][0].tolist() == [100, 150, 300, 250] and empty["bbox"].shape == (0, 4)
 
 
 def test_perfect_detections_score_100_and_none_score_0() -> None:
-    table, precision = kitti_2d_ap(truth_list(), [dets(f) for f in PERFECT], CLASSES)
-    assert table["Car"] == {"easy": 100.0, "moderate": 100.0, "hard": 100.0}
-    assert table["Pedestrian"]["moderate"] == 100.0 and table["Cyclist"]["moderate"] == 100.0
+    table, precision = kitti_2d_ap(truth_list(), [dets(perfect(i)) for i in range(len(FRAMES))], CLASSES)
+    for name in CLASSES:
+        assert table[name] == {"easy": 100.0, "moderate": 100.0, "hard": 100.0}
     assert precision.shape == (3, 3, 41)
     table, _ = kitti_2d_ap(truth_list(), [dets([]) for _ in FRAMES], CLASSES)
     assert table["Car"]["moderate"] == 0.0
 
 
 def test_kitti_ignore_rules_and_iou_thresholds() -> None:
-    # A Car detection on the DontCare region and another on the Van: neither is a false positive.
-    ignored = [PERFECT[0] + [((900, 100, 1000, 200), 0.95, "Car")], PERFECT[1] + [((700, 140, 900, 260), 0.95, "Car")], []]
-    table, _ = kitti_2d_ap(truth_list(), [dets(f) for f in ignored], CLASSES)
-    assert table["Car"]["moderate"] == 100.0
-    # The same box elsewhere is one: it outscores the true ones, so precision drops at every recall.
-    false = [PERFECT[0] + [((600, 10, 700, 100), 0.95, "Car")], PERFECT[1], []]
-    table, _ = kitti_2d_ap(truth_list(), [dets(f) for f in false], CLASSES)
-    assert table["Car"]["moderate"] < 100.0
-    # IoU 0.6: a miss for a Car (0.7 needed), a hit for a Pedestrian (0.5).
-    shifted = [[((140, 150, 340, 250), 0.9, "Car"), ((504, 150, 534, 230), 0.8, "Pedestrian")], PERFECT[1], []]
-    table, _ = kitti_2d_ap(truth_list(), [dets(f) for f in shifted], CLASSES)
-    assert 0 < table["Car"]["moderate"] < 100.0 and table["Pedestrian"]["moderate"] == 100.0
+    # Car detections on the DontCare region and on the Van, outscoring the rest: no false positives.
+    on_ignored = [((900, 100, 1000, 200), 0.99, "Car"), ((700, 140, 900, 260), 0.99, "Car")]
+    assert run(extra={i: on_ignored for i in range(OBJECT_FRAMES)})["Car"]["moderate"] == 100.0
+    # The same boxes elsewhere are false positives: precision drops at every recall.
+    elsewhere = [((600, 10, 700, 100), 0.99, "Car"), ((800, 10, 900, 100), 0.99, "Car")]
+    assert run(extra={i: elsewhere for i in range(OBJECT_FRAMES)})["Car"]["moderate"] < 60.0
+    # Boxes shifted to IoU 0.67: every Car missed (0.7 needed), every Pedestrian found (0.5).
+    shifted = {
+        i: [
+            ((140, 150, 340, 250), 0.9, "Car"),
+            ((440, 160, 560, 240), 0.9, "Car"),
+            ((504, 150, 534, 230), 0.8, "Pedestrian"),
+            ((604, 150, 634, 230), 0.8, "Pedestrian"),
+        ]
+        for i in range(OBJECT_FRAMES)
+    }
+    table = run(replace=shifted)
+    assert table["Car"]["moderate"] == 0.0 and table["Pedestrian"]["moderate"] == 100.0
 
 
 def test_summary_is_flat_for_dvc_exp_show() -> None:
@@ -112,3 +138,10 @@ def test_coco_val_map_becomes_a_dvclive_curve() -> None:
     assert metric_name("coco/bbox_mAP") == "val/coco_bbox_mAP"
     assert metric_name("coco/bbox_mAP_50") == "val/coco_bbox_mAP_50"
     assert metric_name("coco/Car_precision") is None
+
+
+def test_no_predictions_at_all_score_0() -> None:
+    """CocoMetric reports nothing when no image has a prediction (an untrained model)."""
+    metrics = {f"kitti2d/{n}_2D_AP40_{level}": 0.0 for n in CLASSES for level in ("easy", "moderate", "hard")}
+    summary = metric_summary({**metrics, "kitti2d/Overall_2D_AP40_moderate": 0.0}, CLASSES)
+    assert summary["coco_bbox_mAP"] == 0.0 and summary["coco_Car_AP"] == 0.0 and summary["Car_2d_moderate"] == 0.0
