@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from mmloop.core.stage import StageError
+
 #: Class colours (RGB); classes beyond these cycle through them.
 COLOURS = ((230, 57, 70), (255, 190, 11), (58, 134, 255), (131, 56, 236), (6, 214, 160))
 TRUTH = (255, 255, 255)
@@ -20,8 +22,6 @@ IGNORED = (150, 150, 150)
 
 def picture_settings(params: dict[str, Any]) -> tuple[int, float]:
     """`evaluate.picture_frames` and `evaluate.picture_score_thr`, checked (one line each)."""
-    from mmloop.core.stage import StageError
-
     frames = params.get("picture_frames", 4)
     if not isinstance(frames, int) or isinstance(frames, bool) or frames < 0:
         raise StageError(f"params.yaml: evaluate.picture_frames is {frames!r}; use a whole number >= 0 (frames drawn)")
@@ -48,6 +48,13 @@ def truth_boxes(coco: dict[str, Any], image_id: int) -> list[tuple[tuple[float, 
     return list(dict.fromkeys(boxes))  # a DontCare region is stored once per category
 
 
+def caption(pen: Any, corner: tuple[int, int], text: str, fill: tuple[int, int, int]) -> None:
+    """Text on a dark box, readable over sky and road alike."""
+    left, top, right, bottom = pen.textbbox((corner[0] + 2, corner[1] + 1), text)
+    pen.rectangle([corner[0], corner[1], right + 2, bottom + 1], fill=(0, 0, 0))
+    pen.text((corner[0] + 2, corner[1] + 1), text, fill=fill)
+
+
 def draw(
     image_path: Path,
     truth: list[tuple[tuple[float, ...], bool]],
@@ -71,10 +78,10 @@ def draw(
         label = int(labels[index])
         name = classes[label] if label < len(classes) else str(label)
         pen.rectangle([x1, y1, x2, y2], outline=colour(label), width=2)
-        pen.text((x1 + 2, max(0, y1 - 11)), f"{name} {scores[index]:.2f}", fill=colour(label))
+        caption(pen, (x1, max(0, y1 - 12)), f"{name} {scores[index]:.2f}", colour(label))
         shown += 1
     objects = sum(1 for _, ignored in truth if not ignored)
-    pen.text((4, 4), f"{image_path.stem}: {shown} predictions >= {score_thr:g}, {objects} objects", fill=TRUTH)
+    caption(pen, (0, 0), f"{image_path.stem}: {shown} predictions >= {score_thr:g}, {objects} objects", TRUTH)
     return image, shown
 
 
