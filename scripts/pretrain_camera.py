@@ -57,7 +57,9 @@ def stage(name: str, run: Path) -> None:
 
 def latest_epoch(run: Path) -> Path | None:
     """The newest epoch checkpoint train_2d's Runner has written (work/train/<run id>/epoch_<n>.pth)."""
-    found = [(int(m.group(1)), p) for p in run.glob("work/train/*/epoch_*.pth") if (m := re.search(r"epoch_(\d+)", p.name))]
+    found = [
+        (int(m.group(1)), p) for p in run.glob("work/train/*/epoch_*.pth") if (m := re.search(r"epoch_(\d+)", p.name))
+    ]
     return max(found)[1] if found else None
 
 

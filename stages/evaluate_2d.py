@@ -57,7 +57,9 @@ def main() -> None:
     write_json(paths.pr_plot, {"pr": pr_curves(kitti.precision, classes)})
     with built_whole(paths.bev) as building:
         drawn = write_pictures(coco, kitti.predictions, classes, root, building, frames, score_thr)
-    kitti_line = ", ".join(f"{name} {summary[f'{name}_2d_moderate']:.1f}" for name in classes if f"{name}_2d_moderate" in summary)
+    kitti_line = ", ".join(
+        f"{name} {summary[f'{name}_2d_moderate']:.1f}" for name in classes if f"{name}_2d_moderate" in summary
+    )
     print(
         f"mmloop evaluate_2d: KITTI 2D AP (R40, moderate): {kitti_line or 'no KITTI class'}; COCO bbox mAP "
         f"{summary['coco_bbox_mAP']}, mAP50 {summary['coco_bbox_mAP_50']}; wrote {paths.eval}, {paths.ap_plot} and "

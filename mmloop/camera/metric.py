@@ -99,7 +99,10 @@ def kitti_2d_ap(
     )
     precision = result["precision"][:, :, 0, :]
     ap = get_mAP40(precision)
-    table = {name: {level: round(float(ap[i, j]), 4) for j, level in enumerate(DIFFICULTIES)} for i, name in enumerate(scored)}
+    table = {
+        name: {level: round(float(ap[i, j]), 4) for j, level in enumerate(DIFFICULTIES)}
+        for i, name in enumerate(scored)
+    }
     return table, precision
 
 

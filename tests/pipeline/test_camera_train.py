@@ -124,7 +124,11 @@ def test_a_warm_start_loads_the_checkpoint(camera: Path, tmp_path: Path) -> None
     [
         ("prepare_2d", {"model__classes": ["Car", "Bus"]}, "model.classes has unknown class 'Bus'"),
         ("train_2d", {"model__input_size": [190, 640]}, "model.input_size is [190, 640]; it must be [height, width]"),
-        ("train_2d", {"model__load_from": "../../checkpoints/missing.pth"}, "model.load_from '../../checkpoints/missing"),
+        (
+            "train_2d",
+            {"model__load_from": "../../checkpoints/missing.pth"},
+            "model.load_from '../../checkpoints/missing",
+        ),
     ],
 )
 def test_bad_params_fail_in_one_line(camera: Path, name: str, changes: dict, message: str) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import pytest
 
 from mmloop.camera.coco import annotations
 from mmloop.camera.metric import detections, ground_truth, kitti_2d_ap, metric_bars, metric_summary, pr_curves
@@ -60,7 +59,9 @@ def truth_list() -> list[dict]:
 
 def dets(frame: list[tuple[tuple[float, ...], float, str]]) -> dict:
     boxes = np.array([b for b, _, _ in frame], dtype=float).reshape(-1, 4)
-    return detections(boxes, np.array([s for _, s, _ in frame]), np.array([CLASSES.index(c) for _, _, c in frame]), CLASSES)
+    return detections(
+        boxes, np.array([s for _, s, _ in frame]), np.array([CLASSES.index(c) for _, _, c in frame]), CLASSES
+    )
 
 
 def perfect(index: int) -> list[tuple[tuple[float, ...], float, str]]:

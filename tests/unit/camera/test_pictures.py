@@ -18,7 +18,11 @@ def test_boxes_are_drawn_in_their_colours_and_low_scores_left_out(tmp_path: Path
     path = tmp_path / "000007.png"
     Image.new("RGB", (400, 200), (60, 60, 60)).save(path)
     truth = [((20.0, 40.0, 120.0, 140.0), False), ((300.0, 50.0, 350.0, 100.0), True)]
-    prediction = (np.array([[200.0, 60.0, 280.0, 180.0], [10.0, 10.0, 30.0, 30.0]]), np.array([0.9, 0.1]), np.array([1, 0]))
+    prediction = (
+        np.array([[200.0, 60.0, 280.0, 180.0], [10.0, 10.0, 30.0, 30.0]]),
+        np.array([0.9, 0.1]),
+        np.array([1, 0]),
+    )
     picture, shown = draw(path, truth, prediction, CLASSES, score_thr=0.3)
     assert shown == 1 and picture.size == (400, 200)
     assert picture.getpixel((20, 90)) == TRUTH and picture.getpixel((300, 75)) == IGNORED
