@@ -12,12 +12,15 @@ from a sensor 1.73 m above the road with HDL-64E-like beam elevations; the neare
 objects are dense, far ones sparse and occluded ones partial, as in a real sweep. Labels follow the
 KITTI conventions mmdet3d reads (bottom-centre location in the rectified camera frame, h w l,
 rotation_y = -yaw_lidar - pi/2); only objects seen by image_2 with at least one point are labelled,
-as in KITTI. The calibration is made up in KITTI's style; no KITTI value is copied.
+as in KITTI. The calibration is made up in KITTI's style; no KITTI value is copied. image_2 is
+rendered from the same scene through the same calibration: each labelled object's visible box faces
+shaded, per-instance colours, occluded by depth, over a textured street; from random streams of its
+own, so the LiDAR side does not depend on it.
 
-Modules, in the order a frame is made: `world` (shared constants and dataclasses), `calib` (the rig),
-`scene` (street, objects, poses and placement), `raycast` (the sweep), `labels` (labels and the camera
-image), `dataset` (frames, splits, writing the layout). This package is a tool beside the library
-`mmloop`, not part of it; no DVC stage imports it.
+Modules, in the order a frame is made: `world` (shared constants and dataclasses), `calib` (the
+rig), `scene` (street, objects, poses and placement), `raycast` (the sweep), `labels` (the labels),
+`camera` and `materials` (the image), `dataset` (frames, splits, writing the layout). This package
+is a tool beside the library `mmloop`, not part of it; no DVC stage imports it.
 """
 
 from __future__ import annotations

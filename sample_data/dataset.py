@@ -24,10 +24,11 @@ from mmloop.datasets.kitti.files import (
     write_split,
 )
 from sample_data.calib import make_calib
-from sample_data.labels import make_label, occlusion_level, render_image
+from sample_data.camera import render_camera
+from sample_data.labels import make_label, occlusion_level
 from sample_data.raycast import sweep
 from sample_data.scene import footprint, object_blocks, place_objects, sample_street, solids_in_range, street_structure
-from sample_data.world import IMAGE_HEIGHT, IMAGE_WIDTH, KERB_HEIGHT, NEAR_PLANE
+from sample_data.world import IMAGE_HEIGHT, IMAGE_WIDTH, KERB_HEIGHT, NEAR_PLANE, Block, SceneObject, Street
 
 DEFAULT_FRAMES = 48
 
@@ -41,21 +42,42 @@ class Frame:
     image: Image.Image
 
 
-def generate_frame(seed: int, index: int, calib: Calib) -> Frame:
-    """One frame from its own random stream, so a frame never depends on how many come before it."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
+@dataclass(frozen=True)
+class Scene:
+    """What a frame shows: the street, its static blocks, and the labelled-class objects on it."""
+
+    street: Street
+    structure: list[Block]
+    objects: list[SceneObject]
+
+
+def frame_rng(seed: int, index: int) -> np.random.Generator:
+    """Frame `index`'s own random stream, so a frame never depends on how many come before it."""
+    return np.random.default_rng(np.random.SeedSequence([seed, index]))
+
+
+def make_scene(rng: np.random.Generator) -> Scene:
+    """The street, its structure and the objects on it: the first draws of a frame's stream."""
     street = sample_street(rng)
     structure = street_structure(rng, street)
     # Objects stand on sidewalks and may pass under tree crowns; everything else is in their way.
     obstacles = np.array(
         [footprint(b.s, b.u, b.yaw, b.length, b.width) for b in structure if b.top > KERB_HEIGHT and b.bottom < 2.0]
     )
-    objects = place_objects(rng, street, obstacles)
+    return Scene(street, structure, place_objects(rng, street, obstacles))
+
+
+def generate_frame(seed: int, index: int, calib: Calib) -> Frame:
+    """One frame: the scene, the sweep and labels from the frame's stream, then the camera's image."""
+    rng = frame_rng(seed, index)
+    scene = make_scene(rng)
+    street, structure, objects = scene.street, scene.structure, scene.objects
     blocks = structure + [part for owner, obj in enumerate(objects) for part in object_blocks(obj, owner)]
     scan = sweep(rng, street, solids_in_range(blocks, street), len(objects))
 
     seen = image_mask(scan.cloud[:, :3], calib, IMAGE_WIDTH, IMAGE_HEIGHT, NEAR_PLANE)
     labels = []
+    labelled: dict[int, SceneObject] = {}  # what the camera draws, by scene index
     for owner, obj in enumerate(objects):
         occluded = occlusion_level(int(scan.object_rays[owner]), int(scan.object_first[owner]))
         label = make_label(obj, street, calib, occluded)
@@ -65,8 +87,11 @@ def generate_frame(seed: int, index: int, calib: Calib) -> Frame:
         # As in KITTI: an object image_2 sees but no point reached is not labelled.
         if label_box_mask(own_points, label, calib).any():
             labels.append(label)
+            labelled[owner] = obj
     labels.sort(key=lambda label: label.location[2])
-    return Frame(cloud=scan.cloud.astype(np.float32), labels=labels, image=render_image(labels, calib))
+    # Last, and from streams of its own: the image never moves the cloud's or the labels' draws.
+    image = render_camera(seed, index, street, structure, labelled, calib)
+    return Frame(cloud=scan.cloud.astype(np.float32), labels=labels, image=image)
 
 
 def split_frames(frame_ids: list[str], seed: int, val_fraction: float) -> tuple[list[str], list[str]]:

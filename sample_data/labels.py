@@ -1,19 +1,14 @@
-"""Labels and image: KITTI labels of the objects image_2 sees, and a flat stand-in for image_2 itself."""
+"""Labels: the KITTI label of each object image_2 sees, its 2D box the clipped projection of its 3D box."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from PIL import Image, ImageDraw
 
 from mmloop.datasets.kitti.files import Calib, Label
 from sample_data.scene import footprint, street_to_lidar, wrap_angle
 from sample_data.world import GROUND_Z, IMAGE_HEIGHT, IMAGE_WIDTH, NEAR_PLANE, SceneObject, Street
-
-CLASS_COLOURS = {"Car": (214, 48, 49), "Pedestrian": (253, 203, 110), "Cyclist": (9, 132, 227)}
-SKY = ((112, 161, 214), (205, 222, 236))  # top, horizon
-ASPHALT = ((128, 128, 124), (72, 72, 76))  # horizon, bottom
 
 # Corner order of a box: the bottom rectangle counter-clockwise from front-left, then the top one.
 BOX_EDGES = np.array([(0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7)])
@@ -79,26 +74,3 @@ def make_label(obj: SceneObject, street: Street, calib: Calib, occluded: int) ->
         location=tuple(round(float(v), 2) for v in location),
         rotation_y=round(rotation_y, 2),
     )
-
-
-def horizon_row(calib: Calib) -> float:
-    far_road = calib.lidar_to_rect(np.array([[1000.0, 0.0, GROUND_Z]]))
-    return float(calib.project_rect_to_image(far_road)[0, 1])
-
-
-def render_image(labels: list[Label], calib: Calib) -> Image.Image:
-    """A flat stand-in for image_2: sky and road gradients, labelled boxes in class colours, far first.
-
-    Rows are constant outside the boxes, so PNG's filters squeeze each image to a few KB.
-    """
-    horizon = int(np.clip(round(horizon_row(calib)), 1, IMAGE_HEIGHT - 1))
-    sky = np.linspace(*[np.array(c, dtype=float) for c in SKY], horizon)
-    road = np.linspace(*[np.array(c, dtype=float) for c in ASPHALT], IMAGE_HEIGHT - horizon)
-    rows = np.vstack([sky, road]).round().astype(np.uint8)
-    image = Image.fromarray(np.repeat(rows[:, None, :], IMAGE_WIDTH, axis=1))
-    draw = ImageDraw.Draw(image)
-    for label in sorted(labels, key=lambda item: -item.location[2]):
-        colour = CLASS_COLOURS[label.type]
-        outline = tuple(channel // 2 for channel in colour)
-        draw.rectangle([round(v) for v in label.bbox], fill=colour, outline=outline)
-    return image

@@ -11,7 +11,7 @@ from sample_data.world import GROUND_Z, LANE_WIDTH, MARKING, MAX_RANGE, ROAD, So
 
 RANGE_NOISE = 0.02
 DROPOUT = 0.01  # returns lost to dark or wet surfaces, at random
-# 1.25 deg steps keep the default 48 frames under 15 MB; the real sensor samples ~0.08 deg.
+# 1.25 deg steps keep the default 48 frames' clouds under 14 MB; the real sensor samples ~0.08 deg.
 AZIMUTH_STEPS = 288
 
 

@@ -18,7 +18,8 @@ from sample_data import generate_dataset
 from tests.conftest import tree_md5
 
 REPO = Path(__file__).resolve().parents[3]
-BUDGET_BYTES = 15_000_000
+BUDGET_BYTES = 17_000_000  # the demo remote carries it (40 MB in all, tests/unit/test_demo_remote.py)
+IMAGE_BYTES = 150_000  # rendered street scenes, yet small: textures fade with distance, no pixel noise
 IMAGE_SIZE = (1242, 375)
 CLASS_MEANS = {"Car": (1.52, 1.63, 3.88), "Pedestrian": (1.76, 0.66, 0.84), "Cyclist": (1.74, 0.60, 1.76)}
 
@@ -97,7 +98,7 @@ def test_default_dataset_fits_the_budget(default_sample: tuple[Path, dict]) -> N
     assert on_disk <= BUDGET_BYTES, f"{on_disk / 1e6:.2f} MB > {BUDGET_BYTES / 1e6:.0f} MB"
     assert summary["bytes"] <= on_disk
     for frame_id in frame_ids(root):
-        assert kitti.frame_path(root, "image_2", frame_id).stat().st_size < 10_000
+        assert kitti.frame_path(root, "image_2", frame_id).stat().st_size < IMAGE_BYTES
 
 
 def test_clouds_look_like_a_roof_lidar(default_sample: tuple[Path, dict]) -> None:
