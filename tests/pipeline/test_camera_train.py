@@ -146,13 +146,18 @@ def test_bad_params_fail_in_one_line(camera: Path, name: str, changes: dict, mes
 
 
 def test_exp_run_changes_the_camera_metrics_and_exp_show_has_them(camera: Path) -> None:
+    """`dvc exp run -S model.load_from=<the pretrained checkpoint>`: a few iterations from scratch
+    predict nothing (every AP 0), the warm start finds the cars."""
     clone = camera.parents[1]
+    pretrained = "../../checkpoints/yolox-nano_kitti-camera.pth"
+    if not (camera / pretrained).is_file():
+        pytest.skip(f"{pretrained} is not in checkpoints.dvc yet (scripts/pretrain_camera.py makes it)")
     before = json.loads((camera / PATHS.eval).read_text())
     sh(["git", "add", "-A"], clone)
     sh(["git", "commit", "-q", "-m", "trained"], clone)
-    sh([*DVC, "exp", "run", "evaluate_2d", "-S", f"train.epochs={EPOCHS + 1}", "-n", "more-epochs"], camera)
+    sh([*DVC, "exp", "run", "evaluate_2d", "-S", f"model.load_from={pretrained}", "-n", "more-epochs"], camera)
     after = json.loads((camera / PATHS.eval).read_text())
-    assert after != before
+    assert after["Car_2d_moderate"] > before["Car_2d_moderate"]
     shown = subprocess.run([*DVC, "exp", "show", "--json"], cwd=camera, capture_output=True, text=True, check=True)
     found = {}
     for row in json.loads(shown.stdout):
