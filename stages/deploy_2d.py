@@ -4,7 +4,7 @@ PyTorch and against the torch-free runtime.
 `dvc.yaml` generates one stage per entry of params.yaml `deploy.targets` (onnxruntime-fp32 and
 onnxruntime-int8 on the CPU; any target of mmloop/deploy/backends builds the same way). Each writes
 `deploy/<target>/` (the backend file, deploy.py, model.py, manifest.json) and
-`metrics/deploy/<target>.json`: COCO bbox mAP on `deploy.split` through mmdeploy's backend model
+`metrics/deploy/<target>.json`: COCO bbox mAP on `evaluate.split` through mmdeploy's backend model
 beside the PyTorch model's, the largest difference of the raw head maps on the same input tensors,
 and mmloop_runtime's ImageDetector on the same file beside mmdeploy's, box for box (`runtime_*`).
 It fails when either drifts past its tolerance. Latency goes to `metrics/deploy/<target>.latency.json`.
@@ -35,7 +35,7 @@ def main() -> None:
     params = load_params("deploy")
     paths = load_paths()
     limits = gates.tolerances(params, target.precision)
-    ann_file = camera.require_trained(paths, str(params["split"]))
+    ann_file = camera.require_trained(paths, str(load_params("evaluate")["split"]))
     onnx_file = require_export(paths, "export_2d")
     threads = cpu_threads(load_params("train"))
     device = select_device(backend.device)

@@ -41,13 +41,15 @@ def load_config(name: str) -> Any:
         raise StageError(f"{path}: cannot load the config ({message}); fix it or pick another model.config") from None
 
 
-def require_trained_model(paths: Paths, info_file: Path, split: str) -> None:
+def require_trained_model(
+    paths: Paths, info_file: Path, split: str, train_stage: str = "train", prepare_stage: str = "prepare"
+) -> None:
     """The model `train` wrote (a readable checkpoint) and the split's info file `prepare` wrote, or
-    one line on what to run."""
+    one line on what to run (the camera loop's stages are train_2d and prepare_2d)."""
     for path, fix in (
-        (paths.model, "run `dvc repro train`"),
-        (paths.model_config, "run `dvc repro train`"),
-        (info_file, f"add '{split}' to data.splits and run `dvc repro prepare`"),
+        (paths.model, f"run `dvc repro {train_stage}`"),
+        (paths.model_config, f"run `dvc repro {train_stage}`"),
+        (info_file, f"add '{split}' to data.splits and run `dvc repro {prepare_stage}`"),
     ):
         if not path.is_file():
             raise StageError(f"{path}: not found; {fix}")

@@ -20,6 +20,8 @@ TRAIN_KEYS = ("loss", "lr", "grad_norm")
 #: mmengine logs a metric as e.g. "Kitti metric/pred_instances_3d/KITTI/Car_3D_AP40_moderate_strict";
 #: the curves keep 3D and BEV AP (R40, moderate, KITTI's IoU thresholds) per class and overall.
 VAL_KEY_PARTS = ("AP40_moderate",)
+#: mmdet's CocoMetric (the camera loop) logs e.g. "coco/bbox_mAP": its overall mAPs become curves too.
+COCO_VAL_KEYS = ("bbox_mAP", "bbox_mAP_50")
 
 
 @VISBACKENDS.register_module()
@@ -79,5 +81,7 @@ def metric_name(key: str) -> str | None:
         official = last.endswith("_strict") or last.startswith("Overall_")
         if official and all(part in last for part in VAL_KEY_PARTS) and ("3D" in last or "BEV" in last):
             return "val/" + last.removesuffix("_strict")
+        if key.startswith("coco/") and last in COCO_VAL_KEYS:
+            return "val/coco_" + last
         return None
     return "train/" + key if key.startswith(TRAIN_KEYS) else None

@@ -10,13 +10,14 @@ from typing import Any
 from mmloop.core.stage import StageError, built_whole, written_whole
 
 
-def run_id(config_text: str, prepared: Path, load_from: str | None, host: str) -> str:
+def run_id(config_text: str, prepared: Path, load_from: str | None, host: str, data_files: str = "*.pkl") -> str:
     """Names the work dir of one run: same config, data, start weights and host settings
     (`train.deterministic`, `train.threads`: they change the bits), same dir (resumable);
-    anything else gets a fresh dir, so a sweep never resumes another run's checkpoints."""
+    anything else gets a fresh dir, so a sweep never resumes another run's checkpoints. The data
+    are the prepared files matching `data_files` (mmdet3d's info files; the camera loop's COCO files)."""
     digest = hashlib.md5(config_text.encode())
     digest.update(host.encode())
-    inputs = sorted(prepared.glob("*.pkl")) + ([Path(load_from)] if load_from else [])
+    inputs = sorted(prepared.glob(data_files)) + ([Path(load_from)] if load_from else [])
     for path in inputs:
         digest.update(path.name.encode())
         digest.update(hashlib.md5(path.read_bytes()).digest())
@@ -45,9 +46,12 @@ def runner_settings(cfg: Any, work_dir: Path, load_from: str | None, log_interva
     ]
 
 
-def check_start_weights(cfg: Any, classes: list[str]) -> None:
+def check_start_weights(cfg: Any, classes: list[str], scope: str = "mmdet3d") -> None:
     """The checkpoint the Runner will load, read weights-only and checked before it builds anything:
-    the run's last epoch when resuming, else `model.load_from` against the model it warm-starts."""
+    the run's last epoch when resuming, else `model.load_from` against the model it warm-starts
+    (built from the registry of `scope`: mmdet3d, or mmdet for the camera loop)."""
+    import importlib
+
     from mmloop.core.checkpoint import check_warm_start, read_checkpoint
 
     work_dir = Path(cfg.work_dir)
@@ -58,12 +62,9 @@ def check_start_weights(cfg: Any, classes: list[str]) -> None:
         except StageError as error:
             raise StageError(f"{error}; or delete {work_dir} to start this run over") from None
     elif cfg.load_from:
-        from mmdet3d.registry import MODELS
-        from mmdet3d.utils import register_all_modules
-
         checkpoint = read_checkpoint(cfg.load_from, "model.load_from")
-        register_all_modules()
-        model_state = MODELS.build(cfg.model).state_dict()
+        importlib.import_module(f"{scope}.utils").register_all_modules()
+        model_state = importlib.import_module(f"{scope}.registry").MODELS.build(cfg.model).state_dict()
         check_warm_start(checkpoint, cfg.load_from, "model.load_from", model_state, classes)
 
 
