@@ -1,4 +1,4 @@
-# mmloop: `make demo` runs the whole loop on the sample dataset, `make test` runs the test suite.
+# mmloop: `make demo` runs the whole loop on the sample dataset (the LiDAR loop, then the camera loop), `make test` runs the test suite.
 # Both build .venv once (torch, mmcv built from source with CPU ops, open-mmlab, DVC) and reuse it:
 # the set-up reruns only when requirements*.txt, constraints.txt, pyproject.toml, runtime/pyproject.toml or this Makefile change.
 SHELL := /bin/bash
@@ -52,6 +52,8 @@ demo: pull
 	python scripts/summary.py
 	@# The figures in README.md and docs/ follow the metrics this run wrote (commit them together).
 	python scripts/write_docs.py
+	@echo "mmloop demo: the camera loop (a 2D detector on image_2): cd pipelines/kitti-camera && dvc repro"
+	cd pipelines/kitti-camera && dvc repro && dvc metrics show
 
 # After `dvc repro` on main: its models and deployed models into the demo remote (a folder git
 # carries), and out of it whatever main's dvc.lock and .dvc files no longer name, so the folder

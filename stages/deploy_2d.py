@@ -17,6 +17,7 @@ import dataclasses
 import shutil
 
 from mmloop.camera import deploy as camera
+from mmloop.camera import parity as camera_parity
 from mmloop.core.determinism import cpu_threads
 from mmloop.core.device import select_device
 from mmloop.core.paths import load_paths
@@ -76,15 +77,16 @@ def main() -> None:
             f"mmloop deploy_2d@{target.name}: {ann_file} through PyTorch ({device}), mmdeploy and mmloop_runtime",
             flush=True,
         )
-        comparison, boxes = camera.compare_on_split(
+        comparison, boxes, mmdet_metrics = camera_parity.compare_on_split(
             reference, deployed, runtime, graph if graph.suffix == ".onnx" else None, model_cfg, ann_file,
             int(params["warmup"]), limits.runtime_box_abs_diff, threads,
         )  # fmt: skip
-    report = {"target": target.name, "device": device, **camera.comparison_report(comparison, boxes), **built}
+    accuracy = camera_parity.comparison_report(comparison, boxes, mmdet_metrics)
+    report = {"target": target.name, "device": device, **accuracy, **built}
     latency = latency_report(comparison)
     write_json(metrics, report)
     write_json(paths.latency_report(target.name), latency)
-    for line in camera.summary_lines(target.name, {**report, **latency}, out, metrics):
+    for line in camera_parity.summary_lines(target.name, {**report, **latency}, out, metrics):
         print(line)
     if report["max_abs_diff"] is None:  # no ONNX graph to read the head maps from (an engine, an IR)
         limits = dataclasses.replace(limits, max_abs_diff=None)

@@ -1,15 +1,12 @@
 """The camera loop's export and deploy: mmdeploy's ObjectDetection ONNX of an mmdet detector (NMS in
-the graph, a static input), the runtime's manifest, and each deployed model measured on a COCO split
-against PyTorch and against mmloop_runtime's ImageDetector. Backends, int8, tolerances and gates are
-mmloop/deploy's; the loops are ours for the reason parity.py gives (two models fed the same images).
+the graph, a static input), the runtime's manifest, the PyTorch model and the split's images as the
+deployed models see them. The comparisons are parity.py's. Backends, int8, tolerances and gates are
+mmloop/deploy's.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,12 +16,6 @@ from mmloop.deploy.target import DEPLOY_CFG, MODEL_CFG, REPO_DEPLOY_CONFIGS, Gra
 
 #: The transforms of a test pipeline the runtime repeats (any other would make it differ).
 PIPELINE_STEPS = ("LoadImageFromFile", "Resize", "Pad", "LoadAnnotations", "PackDetInputs")
-#: Per head type, the convs giving the raw maps compared with PyTorch, in its forward()'s order: (its
-#: module list, the report's name of level i's map); the exporter names them /bbox_head/<list>.<i>/Conv.
-HEAD_MAPS = {
-    "YOLOXHead": (("multi_level_conv_cls", "cls_score"), ("multi_level_conv_reg", "bbox_pred"),
-                  ("multi_level_conv_obj", "objectness")),
-}  # fmt: skip
 
 
 def deploy_config(backend: str, opset: int, input_size: tuple[int, int]) -> Any:
@@ -236,164 +227,3 @@ def pytorch_model(model_cfg: Any, checkpoint: Path | None, device: str) -> Any:
     from mmdet.apis import init_detector
 
     return init_detector(model_cfg, str(checkpoint) if checkpoint else None, device=device)
-
-
-# --- parity -------------------------------------------------------------------------------------
-
-
-def head_maps(model_cfg: Any) -> list[tuple[str, str]]:
-    """(graph node name, report name) of every raw head map, in the order the head returns them."""
-    head = model_cfg.model.bbox_head
-    if head.type not in HEAD_MAPS:
-        raise StageError(
-            f"model config: bbox_head {head.type}; deploy_2d compares the raw maps of {', '.join(HEAD_MAPS)}: "
-            f"add its maps to HEAD_MAPS in mmloop/camera/deploy.py"
-        )
-    levels = range(len(head.get("strides", (8, 16, 32))))
-    return [(f"/bbox_head/{convs}.{i}/Conv", f"{name}{i}") for convs, name in HEAD_MAPS[head.type] for i in levels]
-
-
-def pytorch_head_maps(model: Any, inputs: Any) -> list[Any]:
-    maps = model.bbox_head(model.extract_feat(inputs))
-    return [level for group in maps for level in group]
-
-
-def as_detections(pred: Any) -> Any:
-    from mmloop_runtime import Detections
-
-    return Detections(pred.bboxes.cpu().numpy(), pred.scores.cpu().numpy(), pred.labels.cpu().numpy())
-
-
-def runtime_sample(sample: Any, found: Any) -> Any:
-    """The loader's data sample with the runtime's boxes as its predictions (what CocoMetric reads)."""
-    import torch
-    from mmengine.structures import InstanceData
-
-    sample = sample.clone()
-    boxes, scores, labels = (torch.from_numpy(value) for value in found)
-    sample.pred_instances = InstanceData(bboxes=boxes, scores=scores, labels=labels)
-    return sample
-
-
-def run_side(model: Any, loader: Any, ann_file: Path, warmup: int, runtime: bool = False) -> tuple[Any, list[Any]]:
-    """One model over the split: CocoMetric and per-frame seconds (parity.Side), and its detections.
-    The runtime reads the image file itself (excluded from its time, as the loader's is for the others)."""
-    import torch
-
-    from mmloop.deploy.parity import Side
-    from mmloop_runtime.camera import read_image
-
-    side, detections, evaluator = Side(), [], camera_metric(ann_file, loader.dataset.metainfo)
-    with torch.no_grad():
-        for index, data in enumerate(loader):
-            sample = data["data_samples"][0]
-            image = read_image(sample.img_path) if runtime else None
-            for _ in range(warmup if index == 0 else 0):
-                model.predict(image) if runtime else model.test_step(data)
-            start = time.perf_counter()
-            found = model.predict(image) if runtime else as_detections(model.test_step(data)[0].pred_instances)
-            side.seconds.append(time.perf_counter() - start)
-            detections.append(found)
-            if runtime:
-                side.steps.append(dict(model.timings))
-            evaluator.process(data_samples=[runtime_sample(sample, found)], data_batch=data)
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its whole table
-        side.metrics = evaluator.evaluate(len(loader.dataset))
-    return side, detections
-
-
-def map_differences(reference: Any, onnx_file: Path, model_cfg: Any, loader: Any, threads: int) -> dict[str, float]:
-    """Largest |graph - PyTorch| of each raw head map over the split, on the same input tensors."""
-    import torch
-
-    from mmloop.deploy.parity import graph_with_outputs
-
-    names = head_maps(model_cfg)
-    diffs = dict.fromkeys((name for _, name in names), 0.0)
-    with graph_with_outputs(onnx_file, [node for node, _ in names], threads) as network, torch.no_grad():
-        for data in loader:
-            inputs = preprocessed(reference, data)
-            got = list(network({"input": inputs.cpu().numpy()}).values())
-            for (_, name), expected, value in zip(names, pytorch_head_maps(reference, inputs), got):
-                diffs[name] = max(diffs[name], float((torch.from_numpy(value) - expected.cpu()).abs().max()))
-    return diffs
-
-
-# --- the comparison and its reports -------------------------------------------------------------
-
-
-def compare_on_split(
-    reference: Any,
-    deployed: Any,
-    runtime: Any | None,
-    graph: Path | None,
-    model_cfg: Any,
-    ann_file: Path,
-    warmup: int,
-    box_tolerance: float,
-    threads: int = 0,
-) -> tuple[Any, list[int]]:
-    """PyTorch, then the deployed model, then the runtime over the split (passes apart: interleaved,
-    ONNX Runtime's and PyTorch's threads slow each other down), then the raw head maps of PyTorch
-    and of the deployed `graph` on the same input tensors (none without a graph). Returns
-    parity.Comparison and the deployed model's box count per frame."""
-    from mmloop.deploy.parity import Comparison, detection_agreement
-
-    loader = split_loader(model_cfg, ann_file)
-    pytorch, _ = run_side(reference, loader, ann_file, warmup)
-    ours, boxes = run_side(deployed, loader, ann_file, warmup)
-    agreement, theirs = None, None
-    if runtime is not None:
-        theirs, found = run_side(runtime, loader, ann_file, warmup, runtime=True)
-        agreement = detection_agreement(boxes, found, box_tolerance)
-    maps = {} if graph is None else map_differences(reference, graph, model_cfg, loader, threads)
-    return Comparison(len(loader.dataset), pytorch, ours, maps, theirs, agreement), [len(b.labels) for b in boxes]
-
-
-def comparison_report(comparison: Any, boxes: list[int]) -> dict[str, Any]:
-    """Accuracy and parity, the same on every host (latency is parity.latency_report's)."""
-    from mmloop.deploy.parity import significant
-
-    pytorch, deployed = metric_summary(comparison.pytorch.metrics), metric_summary(comparison.deployed.metrics)
-    maps = comparison.max_abs_diff
-    report: dict[str, Any] = {
-        "frames": comparison.frames,
-        "metric": "COCO bbox mAP, points (mmdet CocoMetric)",
-        "mAP": deployed["mAP"],
-        "mAP_pytorch": pytorch["mAP"],
-        "mAP_delta": round(deployed["mAP"] - pytorch["mAP"], 4),
-        "mAP_50": deployed["mAP_50"],
-        "mAP_50_delta": round(deployed["mAP_50"] - pytorch["mAP_50"], 4),
-        "boxes": sum(boxes),
-        "max_abs_diff": significant(max(maps.values())) if maps else None,
-        "max_abs_diff_by_output": {name: significant(diff) for name, diff in maps.items()} if maps else None,
-    }
-    agreement = comparison.agreement
-    if agreement is not None:
-        runtime = metric_summary(comparison.runtime.metrics)
-        report |= {
-            "runtime_mAP": runtime["mAP"],
-            "runtime_mAP_delta": round(runtime["mAP"] - deployed["mAP"], 4),
-            "runtime_frames_agreeing": agreement["frames_agreeing"],
-            "runtime_frames_disagreeing": agreement["frames_disagreeing"],
-            "runtime_boxes": agreement["boxes"],
-            "runtime_box_max_abs_diff": significant(agreement["box_max_abs_diff"]),
-            "runtime_score_max_abs_diff": significant(agreement["score_max_abs_diff"]),
-        }
-    return report
-
-
-def summary_lines(name: str, report: dict[str, Any], out: Path, metrics: Path) -> list[str]:
-    maps = "not measured" if report["max_abs_diff"] is None else f"{report['max_abs_diff']:.2e}"
-    lines = [
-        f"mmloop deploy_2d@{name}: COCO mAP {report['mAP']:.2f} (PyTorch {report['mAP_pytorch']:.2f}, delta "
-        f"{report['mAP_delta']:+.2f}), max |d| of raw head maps {maps}, latency {report['latency_ms']:.1f} ms vs "
-        f"{report['latency_ms_pytorch']:.1f} ms; wrote {out}/ and {metrics}"
-    ]
-    if "runtime_mAP" in report:
-        lines.append(
-            f"mmloop deploy_2d@{name}: mmloop_runtime {report['runtime_frames_agreeing']}/{report['frames']} frames with "
-            f"mmdeploy's boxes ({report['runtime_boxes']} boxes, max |d| {report['runtime_box_max_abs_diff']:.1e} px), "
-            f"mAP delta {report['runtime_mAP_delta']:+.2f}, {report['runtime_latency_ms']['total']:.1f} ms per image"
-        )
-    return lines

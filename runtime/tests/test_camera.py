@@ -191,7 +191,8 @@ def test_image_detector_gives_mmdeploys_boxes_on_the_real_frames(camera_model: P
     from mmdeploy.apis.utils import build_task_processor
     from mmengine.config import Config
 
-    from mmloop.camera.deploy import as_detections, split_loader
+    from mmloop.camera.deploy import split_loader
+    from mmloop.camera.parity import as_detections
     from mmloop.deploy.parity import detection_agreement
 
     model_cfg = Config.fromfile(str(camera_model / "model.py"))

@@ -44,6 +44,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, small_sample: Path) -> Pa
     params = yaml.safe_load((CAMERA / "params.yaml").read_text())
     params["data"]["root"] = str(small_sample)
     params["deploy"]["int8"]["calibration_frames"] = 4
+    # The random model (BN statistics of one image) rounds worse than a trained one: 1.3e-3 measured.
+    params["deploy"]["tolerance"]["fp32"]["max_abs_diff"] = 5.0e-3
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     coco = workdir / params["paths"]["prepared"]
     for split in ("train", "val"):

@@ -1,6 +1,8 @@
 """The demo remote (demo-remote/, a folder git carries) holds what a bare `dvc pull` needs, and
-stays small: at most 40 MB in the checkout, and main's trained and deployed models at most 10 MB
-of git history (git stores each file zlib-compressed, so that is what one model change adds)."""
+stays small: at most 40 MB in the checkout, and main's trained and deployed models at most 16 MB
+of git history (git stores each file zlib-compressed, so that is what one model change adds: two
+loops now, the LiDAR one's 2.6 MB model and the camera one's 3.9 MB, each with its export and
+int8 model; 13.6 MB when the camera loop came)."""
 
 from __future__ import annotations
 
@@ -56,7 +58,7 @@ def test_demo_remote_is_at_most_40_mb() -> None:
     assert size <= 40 * MB, f"demo-remote/ holds {size / MB:.1f} MB; `make publish-demo` drops unreferenced objects"
 
 
-def test_a_model_change_adds_at_most_10_mb_to_git_history(cached_outs: list[tuple[str, str, str]]) -> None:
+def test_a_model_change_adds_at_most_16_mb_to_git_history(cached_outs: list[tuple[str, str, str]]) -> None:
     models = {obj for owner, _, md5 in cached_outs if not owner.endswith(".dvc") for obj in object_files(md5)}
     compressed = sum(len(zlib.compress(path.read_bytes())) for path in models)
-    assert models and compressed <= 10 * MB, f"main's models take {compressed / MB:.1f} MB in git"
+    assert models and compressed <= 16 * MB, f"main's models take {compressed / MB:.1f} MB in git"

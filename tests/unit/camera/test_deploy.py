@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from mmloop.camera import deploy as camera
+from mmloop.camera import parity as camera_parity
 from mmloop.core.stage import StageError
 from tests.unit.camera.random_model import camera_config, random_checkpoint, write_coco
 
@@ -146,10 +147,12 @@ def test_the_deployed_graph_matches_pytorch_on_the_real_frames(exported: dict[st
     model_cfg = exported["cfg"]
     reference = camera.pytorch_model(model_cfg, exported["checkpoint"], "cpu")
     loader = camera.split_loader(model_cfg, exported["ann_file"])
-    diffs = camera.map_differences(reference, exported["onnx"], model_cfg, loader, threads=0)
+    diffs = camera_parity.map_differences(reference, exported["onnx"], model_cfg, loader, threads=0)
     assert set(diffs) == {f"{name}{level}" for name in ("cls_score", "bbox_pred", "objectness") for level in range(3)}
     assert 0 < max(diffs.values()) < 1e-3, diffs  # logits and offsets of order 1 to 10 (float32 kernels)
-    with_boxes = sum(len(found.labels) > 0 for found in camera.run_side(reference, loader, exported["ann_file"], 0)[1])
+    with_boxes = sum(
+        len(found.labels) > 0 for found in camera_parity.run_side(reference, loader, exported["ann_file"], 0)[1]
+    )
     assert with_boxes == len(loader.dataset) == 4
 
 
