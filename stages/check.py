@@ -2,9 +2,10 @@
 
 DVC hashes a stage's deps before it runs the command (its run cache), so a `data.root` that is not
 there surfaced as DVC's own `[Errno 2] No such file or directory: '.../data/x'`, naming neither the
-param nor the fix. This stage has no path deps, only params, and every stage after it depends on its
-output: it runs first whenever those params change (and in a fresh clone, where its output is not
-yet built: work/ is not in git), and fails with our one line. It reads no data: a second at most.
+param nor the fix. This stage has one path dep, `checkpoints` (so that `dvc repro --pull` pulls it
+before model.load_from is checked), and params; every stage after it depends on its output: it runs
+first whenever those params change (and in a fresh clone, where its output is not yet built: work/
+is not in git), and fails with our one line. It reads no data: a second at most.
 """
 
 from __future__ import annotations
