@@ -21,6 +21,9 @@ Modules, in the order a frame is made: `world` (shared constants and dataclasses
 rig), `scene` (street, objects, poses and placement), `raycast` (the sweep), `labels` (the labels),
 `camera` and `materials` (the image), `dataset` (frames, splits, writing the layout). This package
 is a tool beside the library `mmloop`, not part of it; no DVC stage imports it.
+
+`nuscenes` (with `drive`, the same scenes set in motion) writes a nuScenes-format sample from the
+same street and ray caster: `python -m sample_data.nuscenes --out DIR`.
 """
 
 from __future__ import annotations

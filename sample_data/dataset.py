@@ -27,8 +27,15 @@ from sample_data.calib import make_calib
 from sample_data.camera import render_camera
 from sample_data.labels import make_label, occlusion_level
 from sample_data.raycast import sweep
-from sample_data.scene import footprint, object_blocks, place_objects, sample_street, solids_in_range, street_structure
-from sample_data.world import IMAGE_HEIGHT, IMAGE_WIDTH, KERB_HEIGHT, NEAR_PLANE, Block, SceneObject, Street
+from sample_data.scene import (
+    object_blocks,
+    obstacle_footprints,
+    place_objects,
+    sample_street,
+    solids_in_range,
+    street_structure,
+)
+from sample_data.world import IMAGE_HEIGHT, IMAGE_WIDTH, NEAR_PLANE, Block, SceneObject, Street
 
 DEFAULT_FRAMES = 48
 
@@ -60,11 +67,7 @@ def make_scene(rng: np.random.Generator) -> Scene:
     """The street, its structure and the objects on it: the first draws of a frame's stream."""
     street = sample_street(rng)
     structure = street_structure(rng, street)
-    # Objects stand on sidewalks and may pass under tree crowns; everything else is in their way.
-    obstacles = np.array(
-        [footprint(b.s, b.u, b.yaw, b.length, b.width) for b in structure if b.top > KERB_HEIGHT and b.bottom < 2.0]
-    )
-    return Scene(street, structure, place_objects(rng, street, obstacles))
+    return Scene(street, structure, place_objects(rng, street, obstacle_footprints(structure)))
 
 
 def generate_frame(seed: int, index: int, calib: Calib) -> Frame:

@@ -1,4 +1,4 @@
-"""Ray casting: one 64-beam sweep against the road plane and the scene's solids; the nearest hit wins."""
+"""Ray casting: one sweep (KITTI's 64 beams by default) against the road plane and the solids; the nearest hit wins."""
 
 from __future__ import annotations
 
@@ -20,10 +20,16 @@ def beam_elevations() -> np.ndarray:
     return np.radians(np.concatenate([np.linspace(2.0, -8.33, 32), np.linspace(-8.83, -24.9, 32)]))
 
 
-def ray_directions(azimuth_offset: float) -> np.ndarray:
-    """Unit ray directions (64 * AZIMUTH_STEPS, 3), beam by beam like a KITTI .bin."""
-    elevation = beam_elevations()[:, None]
-    azimuth = (azimuth_offset + np.arange(AZIMUTH_STEPS) * 2 * np.pi / AZIMUTH_STEPS)[None, :]
+def ray_directions(
+    azimuth_offset: float, elevations: np.ndarray | None = None, azimuth_steps: int = AZIMUTH_STEPS
+) -> np.ndarray:
+    """Unit ray directions (beams * azimuth_steps, 3), beam by beam like a KITTI .bin.
+
+    The beam table and azimuth steps default to the KITTI sensor; the nuScenes sample passes its
+    32-beam table, so ray `i` belongs to beam `i // azimuth_steps` either way.
+    """
+    elevation = (beam_elevations() if elevations is None else elevations)[:, None]
+    azimuth = (azimuth_offset + np.arange(azimuth_steps) * 2 * np.pi / azimuth_steps)[None, :]
     x, y = np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth)
     z = np.broadcast_to(np.sin(elevation), x.shape)
     return np.stack([x, y, z], axis=-1).reshape(-1, 3)
@@ -74,11 +80,20 @@ class Sweep:
     hit_owner: np.ndarray  # (N,) owner of the surface each point came from, -1 for static
     object_rays: np.ndarray  # (objects,) rays that would hit the object were it alone
     object_first: np.ndarray  # (objects,) rays whose first hit is the object
+    ray: np.ndarray  # (N,) index of the ray each point came from (its beam is ray // azimuth steps)
 
 
-def sweep(rng: np.random.Generator, street: Street, solids: Solids, objects: int) -> Sweep:
+def sweep(
+    rng: np.random.Generator,
+    street: Street,
+    solids: Solids,
+    objects: int,
+    elevations: np.ndarray | None = None,
+    azimuth_steps: int = AZIMUTH_STEPS,
+) -> Sweep:
     """Every beam x azimuth ray against the road plane and all solids; the nearest hit wins."""
-    directions = ray_directions(float(rng.uniform(0.0, 2 * np.pi / AZIMUTH_STEPS)))
+    offset = float(rng.uniform(0.0, 2 * np.pi / azimuth_steps))
+    directions = ray_directions(offset, elevations, azimuth_steps)
     box_range, box_incidence = cast_boxes(directions, solids)
     with np.errstate(divide="ignore"):
         ground_range = np.where(directions[:, 2] < 0, GROUND_Z / directions[:, 2], np.inf)
@@ -109,4 +124,10 @@ def sweep(rng: np.random.Generator, street: Street, solids: Solids, objects: int
     measured = distance + rng.normal(0.0, RANGE_NOISE, len(directions))
     intensity = reflectivity * (0.4 + 0.6 * incidence) + rng.normal(0.0, 0.03, len(directions))
     cloud = np.column_stack([directions * measured[:, None], np.clip(intensity, 0.0, 1.0)])[returned]
-    return Sweep(cloud=cloud, hit_owner=owner[returned], object_rays=object_rays, object_first=object_first)
+    return Sweep(
+        cloud=cloud,
+        hit_owner=owner[returned],
+        object_rays=object_rays,
+        object_first=object_first,
+        ray=rays[returned],
+    )

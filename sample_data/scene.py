@@ -109,6 +109,16 @@ def street_structure(rng: np.random.Generator, street: Street) -> list[Block]:
     return blocks
 
 
+def obstacle_footprints(structure: list[Block]) -> np.ndarray:
+    """Bird's-eye corners (N, 4, 2) of what objects may not stand in.
+
+    Objects stand on sidewalks and may pass under tree crowns; everything else is in their way.
+    """
+    return np.array(
+        [footprint(b.s, b.u, b.yaw, b.length, b.width) for b in structure if b.top > KERB_HEIGHT and b.bottom < 2.0]
+    )
+
+
 def ego_footprint(street: Street) -> np.ndarray:
     """The ego car around the LiDAR (which sits a little ahead of the car's middle)."""
     centre = lidar_to_street(np.array([[-0.3, 0.0]]), street)[0]
